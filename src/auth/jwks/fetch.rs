@@ -1,0 +1,234 @@
+//! Fetching: discovery of `jwks_uri` (RFC 8414 §3, OpenID Connect Discovery §4) and the key
+//! set itself, over a client with timeouts, a size limit and no redirects.
+//!
+//! awc's client is not `Send`, so a [`Fetcher`] lives on the refresher's own thread.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use serde::Deserialize;
+use url::Url;
+
+use super::keyset::KeySet;
+use super::policy;
+use crate::config::is_https_or_loopback;
+
+/// Connect timeout of every fetch.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Total timeout of one request (connect, send, headers).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest metadata or key-set document accepted.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// Where the key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Discover `jwks_uri` from the issuer's metadata.
+    Discover {
+        /// The configured issuer; the metadata's `issuer` must equal it.
+        issuer: String,
+    },
+    /// A configured `jwks_uri`: no discovery.
+    Fixed {
+        /// The key set's URL.
+        jwks_uri: String,
+    },
+}
+
+/// A key set as fetched.
+pub struct Fetched {
+    /// The usable keys.
+    pub keys: KeySet,
+    /// The issuer's `Cache-Control: max-age`, if it sent one.
+    pub max_age: Option<Duration>,
+    /// Where it came from, for logs.
+    pub uri: String,
+}
+
+/// Fetches key sets; remembers the discovered `jwks_uri` until a fetch from it fails.
+pub struct Fetcher {
+    client: awc::Client,
+    source: Source,
+    discovered: Option<String>,
+}
+
+impl Fetcher {
+    /// A fetcher for `source`, with its own HTTP client.
+    pub fn new(source: Source) -> Self {
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT))
+            .timeout(REQUEST_TIMEOUT)
+            .disable_redirects()
+            .add_default_header((
+                header::USER_AGENT,
+                concat!("api-guard/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish();
+        Fetcher {
+            client,
+            source,
+            discovered: None,
+        }
+    }
+
+    /// Fetches the key set, discovering its URL first if needed. The error is one line for
+    /// the operator's log.
+    pub async fn fetch(&mut self) -> Result<Fetched, String> {
+        let uri = match (&self.source, &self.discovered) {
+            (Source::Fixed { jwks_uri }, _) => jwks_uri.clone(),
+            (Source::Discover { .. }, Some(uri)) => uri.clone(),
+            (Source::Discover { issuer }, None) => {
+                let uri = self.discover(&issuer.clone()).await?;
+                self.discovered = Some(uri.clone());
+                uri
+            }
+        };
+        let result = self.fetch_keys(&uri).await;
+        if result.is_err() {
+            // The metadata may have moved the key set: discover again next time.
+            self.discovered = None;
+        }
+        result
+    }
+
+    async fn fetch_keys(&self, uri: &str) -> Result<Fetched, String> {
+        let (body, cache_control) = self.get(uri).await?;
+        let keys = KeySet::from_json(&body).map_err(|e| format!("JWKS at {uri}: {e}"))?;
+        if keys.is_empty() {
+            return Err(format!("JWKS at {uri} holds no usable signing key"));
+        }
+        let max_age = cache_control.as_deref().and_then(policy::max_age);
+        Ok(Fetched {
+            keys,
+            max_age,
+            uri: uri.to_owned(),
+        })
+    }
+
+    /// Tries the metadata locations in turn; the first document whose `issuer` is ours wins.
+    async fn discover(&self, issuer: &str) -> Result<String, String> {
+        let mut failures = Vec::new();
+        for url in metadata_urls(issuer) {
+            match self.metadata(&url, issuer).await {
+                Ok(jwks_uri) => {
+                    log::info!("discovered jwks_uri {jwks_uri} from {url}");
+                    return Ok(jwks_uri);
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        Err(format!("discovery failed: {}", failures.join("; ")))
+    }
+
+    async fn metadata(&self, url: &str, issuer: &str) -> Result<String, String> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            issuer: Option<String>,
+            jwks_uri: Option<String>,
+        }
+        let (body, _) = self.get(url).await?;
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|_| format!("{url} is not a JSON metadata document"))?;
+        // RFC 8414 §3.3: the issuer in the metadata must be identical to the one we expect.
+        match metadata.issuer.as_deref() {
+            Some(found) if found == issuer => {}
+            found => {
+                return Err(format!(
+                    "{url} names issuer {:?}, expected `{issuer}`",
+                    found
+                        .unwrap_or("(none)")
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ));
+            }
+        }
+        let jwks_uri = metadata
+            .jwks_uri
+            .ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
+        // OpenID Connect Discovery §3: https. Plain http only for an issuer that is itself
+        // on loopback (the development issuer), never as a way into the host's own services.
+        let issuer_is_local = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http");
+        match Url::parse(&jwks_uri) {
+            Ok(parsed)
+                if parsed.scheme() == "https"
+                    || (issuer_is_local && is_https_or_loopback(&parsed)) =>
+            {
+                Ok(jwks_uri)
+            }
+            _ => Err(format!(
+                "{url}: `jwks_uri` {jwks_uri:?} is not an https URL"
+            )),
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
+        let response = self
+            .client
+            .get(url)
+            .insert_header((header::ACCEPT, "application/json"))
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: status {}", response.status()));
+        }
+        let cache_control = response
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The client's timeout covers connect and headers only; the body gets its own.
+        let mut response = response.timeout(REQUEST_TIMEOUT);
+        let body = response
+            .body()
+            .limit(MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| format!("GET {url}: body: {e}"))?;
+        Ok((body.to_vec(), cache_control))
+    }
+}
+
+/// Where an issuer's metadata may be: Okta's and most servers' `{issuer}/.well-known/...`,
+/// then RFC 8414 §3.1's form with the well-known segment before the issuer's path.
+fn metadata_urls(issuer: &str) -> Vec<String> {
+    let base = issuer.trim_end_matches('/');
+    let mut urls = vec![
+        format!("{base}/.well-known/oauth-authorization-server"),
+        format!("{base}/.well-known/openid-configuration"),
+    ];
+    if let Ok(url) = Url::parse(issuer) {
+        let path = url.path().trim_end_matches('/');
+        if !path.is_empty() {
+            let origin = url.origin().ascii_serialization();
+            urls.push(format!(
+                "{origin}/.well-known/oauth-authorization-server{path}"
+            ));
+        }
+    }
+    urls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_looked_for_appended_then_inserted() {
+        assert_eq!(
+            metadata_urls("https://dev-1.okta.com/oauth2/default"),
+            [
+                "https://dev-1.okta.com/oauth2/default/.well-known/oauth-authorization-server",
+                "https://dev-1.okta.com/oauth2/default/.well-known/openid-configuration",
+                "https://dev-1.okta.com/.well-known/oauth-authorization-server/oauth2/default",
+            ]
+        );
+        assert_eq!(
+            metadata_urls("https://tenant.example.com/"),
+            [
+                "https://tenant.example.com/.well-known/oauth-authorization-server",
+                "https://tenant.example.com/.well-known/openid-configuration",
+            ]
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! A parsed JSON Web Key Set (RFC 7517 §5), ready for verification.
+//!
+//! Each JWK is checked on its own: a key that is unusable (symmetric, for encryption, too
+//! short, a curve we do not support, bad encoding) is skipped with a warning and never spoils
+//! the rest of the set.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use aws_lc_rs::signature;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+/// Most keys a set may hold; issuers publish a handful (Okta: two to four).
+const MAX_KEYS: usize = 64;
+/// RFC 7518 §3.3: RSA keys of 2048 bits or more; aws-lc verifies up to 8192.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// The kind of public key, which decides the algorithms it may verify (RFC 8725 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `kty: RSA`: RS256/384/512 and PS256/384/512.
+    Rsa,
+    /// `kty: EC, crv: P-256`: ES256.
+    EcP256,
+    /// `kty: EC, crv: P-384`: ES384.
+    EcP384,
+    /// `kty: OKP, crv: Ed25519`: EdDSA.
+    Ed25519,
+}
+
+impl KeyKind {
+    /// Whether a key of this kind may verify `alg`.
+    pub fn fits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                | (KeyKind::EcP256, ES256)
+                | (KeyKind::EcP384, ES384)
+                | (KeyKind::Ed25519, EdDSA)
+        )
+    }
+}
+
+/// One usable verification key.
+pub struct Key {
+    /// What the key is.
+    pub kind: KeyKind,
+    /// The JWK's `alg`, when it names one: then only that algorithm may use the key.
+    pub alg: Option<Algorithm>,
+    /// The key in the form the verifier takes.
+    pub decoding: DecodingKey,
+}
+
+impl Key {
+    /// Whether this key may verify a token whose header says `alg` (RFC 8725 §2.1, §3.1).
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.kind.fits(alg) && self.alg.is_none_or(|own| own == alg)
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kind", &self.kind)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+/// The verification keys of an issuer, by `kid`.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    by_kid: HashMap<String, Key>,
+    without_kid: Vec<Key>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Fails only if the document itself is not a JWKS; unusable
+    /// keys are skipped with a warning.
+    pub fn from_json(document: &[u8]) -> Result<KeySet, String> {
+        #[derive(Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let document: Document = serde_json::from_slice(document)
+            .map_err(|e| format!("not a JWK set (an object with a `keys` array): {e}"))?;
+        let mut set = KeySet::default();
+        for (index, jwk) in document.keys.into_iter().enumerate() {
+            if set.len() == MAX_KEYS {
+                log::warn!(
+                    "JWKS: more than {MAX_KEYS} usable keys; ignoring key #{index} and later"
+                );
+                break;
+            }
+            match parse_jwk(jwk) {
+                Ok((Some(kid), key)) => match set.by_kid.entry(kid) {
+                    Entry::Occupied(taken) => log::warn!(
+                        "JWKS: key #{index} repeats kid {:?}; keeping the first",
+                        taken.key()
+                    ),
+                    Entry::Vacant(free) => {
+                        free.insert(key);
+                    }
+                },
+                Ok((None, key)) => set.without_kid.push(key),
+                Err(why) => log::warn!("JWKS: skipping key #{index}: {why}"),
+            }
+        }
+        Ok(set)
+    }
+
+    /// The key named `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.by_kid.get(kid)
+    }
+
+    /// For a token without `kid`: the one key that accepts `alg`, if exactly one does.
+    pub fn only_key_for(&self, alg: Algorithm) -> Option<&Key> {
+        let mut candidates = self
+            .by_kid
+            .values()
+            .chain(self.without_kid.iter())
+            .filter(|key| key.accepts(alg));
+        let first = candidates.next()?;
+        candidates.next().is_none().then_some(first)
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + self.without_kid.len()
+    }
+
+    /// Whether the set holds no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `kid`s of the set, for logs.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.by_kid.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+fn parse_jwk(jwk: serde_json::Value) -> Result<(Option<String>, Key), String> {
+    let raw: RawJwk = serde_json::from_value(jwk).map_err(|e| format!("malformed JWK: {e}"))?;
+    let kid = raw.kid.clone();
+    // Text from the network goes to logs quoted and short.
+    let name: String = format!("{:?}", kid.as_deref().unwrap_or("(no kid)"))
+        .chars()
+        .take(80)
+        .collect();
+    if let Some(use_) = raw.use_.as_deref().filter(|u| *u != "sig") {
+        return Err(format!("{name} is for {use_:?}, not signatures"));
+    }
+    if raw
+        .key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+    {
+        return Err(format!("{name} has key_ops without `verify`"));
+    }
+    let kind = kind_of(&raw).map_err(|why| format!("{name}: {why}"))?;
+    let alg = match raw.alg.as_deref() {
+        None => None,
+        Some(alg) => {
+            let alg: Algorithm = alg
+                .parse()
+                .map_err(|_| format!("{name} has unsupported alg {alg:?}"))?;
+            if !kind.fits(alg) {
+                return Err(format!("{name} says alg `{alg:?}` but is a {kind:?} key"));
+            }
+            Some(alg)
+        }
+    };
+    let decoding = decoding_key(&raw, kind).map_err(|why| format!("{name}: {why}"))?;
+    Ok((
+        kid,
+        Key {
+            kind,
+            alg,
+            decoding,
+        },
+    ))
+}
+
+fn kind_of(raw: &RawJwk) -> Result<KeyKind, String> {
+    match (raw.kty.as_str(), raw.crv.as_deref()) {
+        ("RSA", _) => Ok(KeyKind::Rsa),
+        ("EC", Some("P-256")) => Ok(KeyKind::EcP256),
+        ("EC", Some("P-384")) => Ok(KeyKind::EcP384),
+        ("OKP", Some("Ed25519")) => Ok(KeyKind::Ed25519),
+        ("oct", _) => Err("symmetric keys are never accepted".into()),
+        (kty, crv) => Err(format!(
+            "unsupported key type `{kty}` / curve `{}`",
+            crv.unwrap_or("-")
+        )),
+    }
+}
+
+fn decoding_key(raw: &RawJwk, kind: KeyKind) -> Result<DecodingKey, String> {
+    match kind {
+        KeyKind::Rsa => {
+            let n = bytes(&raw.n, "n")?;
+            let e = bytes(&raw.e, "e")?;
+            let (n, e) = (strip_leading_zeros(&n), strip_leading_zeros(&e));
+            let bits = n
+                .first()
+                .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+            if !RSA_BITS.contains(&bits) {
+                return Err(format!(
+                    "RSA modulus of {bits} bits is outside {RSA_BITS:?}"
+                ));
+            }
+            // An odd exponent from 3 up to 2^32 - 1, as aws-lc accepts.
+            let odd = e.last().is_some_and(|low| low & 1 == 1);
+            if !odd || e.len() > 4 || e == [1] {
+                return Err("RSA exponent is out of range".into());
+            }
+            Ok(DecodingKey::from_rsa_raw_components(n, e))
+        }
+        KeyKind::EcP256 | KeyKind::EcP384 => {
+            let size = if kind == KeyKind::EcP256 { 32 } else { 48 };
+            let (x, y) = (bytes(&raw.x, "x")?, bytes(&raw.y, "y")?);
+            if x.len() != size || y.len() != size {
+                return Err(format!("EC coordinates must be {size} bytes"));
+            }
+            let mut point = Vec::with_capacity(1 + 2 * size);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            let curve = if kind == KeyKind::EcP256 {
+                &signature::ECDSA_P256_SHA256_FIXED
+            } else {
+                &signature::ECDSA_P384_SHA384_FIXED
+            };
+            signature::ParsedPublicKey::new(curve, &point)
+                .map_err(|_| "EC point is not on the curve".to_owned())?;
+            Ok(DecodingKey::from_ec_der(&point))
+        }
+        KeyKind::Ed25519 => {
+            let x = bytes(&raw.x, "x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 public key must be 32 bytes".into());
+            }
+            signature::ParsedPublicKey::new(&signature::ED25519, &x)
+                .map_err(|_| "Ed25519 public key is invalid".to_owned())?;
+            Ok(DecodingKey::from_ed_der(&x))
+        }
+    }
+}
+
+fn bytes(field: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
+    let value = field
+        .as_deref()
+        .ok_or_else(|| format!("missing `{name}`"))?;
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| format!("`{name}` is not base64url"))
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn b64(len: usize, fill: u8) -> String {
+        URL_SAFE_NO_PAD.encode(vec![fill; len])
+    }
+
+    fn rsa(kid: &str) -> serde_json::Value {
+        json!({"kty": "RSA", "kid": kid, "n": b64(256, 0xC3), "e": "AQAB"})
+    }
+
+    fn parse(keys: serde_json::Value) -> KeySet {
+        let document = serde_json::to_vec(&json!({ "keys": keys })).unwrap_or_default();
+        KeySet::from_json(&document).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_unusable_key_is_skipped_and_the_rest_kept() {
+        let set = parse(json!([
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "short", "n": b64(128, 0xC3), "e": "AQAB"},
+            {"kty": "RSA", "kid": "2047-bit", "n": b64(256, 0x7F), "e": "AQAB"},
+            {"kty": "RSA", "kid": "huge", "n": b64(1100, 0xC3), "e": "AQAB"},
+            {"kty": "RSA", "kid": "even-e", "n": b64(256, 0xC3), "e": "AQAA"},
+            {"kty": "RSA", "kid": "e-is-1", "n": b64(256, 0xC3), "e": "AQ"},
+            {"kty": "EC", "kid": "off-curve", "crv": "P-256", "x": b64(32, 1), "y": b64(32, 2)},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": b64(256, 0xC3), "e": "AQAB"},
+            {"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64(66, 1), "y": b64(66, 1)},
+            {"kty": "RSA", "kid": "liar", "alg": "ES256", "n": b64(256, 0xC3), "e": "AQAB"},
+            {"kty": "RSA", "kid": "bad-b64", "n": "!!!", "e": "AQAB"},
+            {"kid": "no-kty"},
+            rsa("good"),
+        ]));
+        assert_eq!(set.kids(), ["good"]);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_jwks_is_an_error() {
+        assert!(KeySet::from_json(b"<html>").is_err());
+        assert!(KeySet::from_json(b"{\"keys\": 3}").is_err());
+    }
+
+    #[test]
+    fn a_jwk_without_alg_or_use_is_accepted_for_its_kind() {
+        let set = parse(json!([rsa("a")]));
+        let key = set
+            .get("a")
+            .map(|k| (k.accepts(Algorithm::RS256), k.accepts(Algorithm::PS512)));
+        assert_eq!(key, Some((true, true)));
+        assert!(!set.get("a").is_some_and(|k| k.accepts(Algorithm::ES256)));
+    }
+
+    #[test]
+    fn a_jwk_alg_restricts_the_key_to_that_algorithm() {
+        let mut jwk = rsa("a");
+        jwk["alg"] = json!("RS256");
+        let set = parse(json!([jwk]));
+        assert!(set.get("a").is_some_and(|k| k.accepts(Algorithm::RS256)));
+        assert!(!set.get("a").is_some_and(|k| k.accepts(Algorithm::PS256)));
+    }
+
+    #[test]
+    fn without_kid_only_a_single_candidate_is_chosen() {
+        let one = parse(json!([rsa("a")]));
+        assert!(one.only_key_for(Algorithm::RS256).is_some());
+        let two = parse(json!([rsa("a"), rsa("b")]));
+        assert!(two.only_key_for(Algorithm::RS256).is_none());
+    }
+
+    #[test]
+    fn a_repeated_kid_keeps_the_first_key() {
+        let mut second = rsa("a");
+        second["alg"] = json!("PS256");
+        let set = parse(json!([rsa("a"), second]));
+        assert_eq!(set.len(), 1);
+        assert!(set.get("a").is_some_and(|k| k.alg.is_none()));
+    }
+}

@@ -1,0 +1,280 @@
+//! The key store: one per process, shared by every worker (DESIGN.md, "The shape").
+//!
+//! Readers load the current [`KeySet`] without a lock and never wait on the network; the
+//! set is swapped in whole. One refresher thread owns the HTTP client and does all
+//! fetching: on schedule (honouring `Cache-Control: max-age` within bounds), and on demand
+//! when a token names an unknown `kid`, at most once per cooldown, with concurrent askers
+//! joining the fetch in flight. A failed fetch keeps the last good keys, for a bounded time.
+
+mod fetch;
+mod keyset;
+mod policy;
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{mpsc, watch};
+
+pub use fetch::{CONNECT_TIMEOUT, MAX_DOCUMENT_BYTES, REQUEST_TIMEOUT, Source};
+pub use keyset::{Key, KeyKind, KeySet};
+pub use policy::{OnDemand, RefreshPolicy};
+
+use fetch::{Fetched, Fetcher};
+
+/// The longest a request waits for an on-demand fetch before answering with what it has.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest one fetch (discovery included) may take, whatever the network does, so the
+/// refresher always gets back to its schedule.
+const FETCH_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The shared key store. Cheap to clone; clones share one key set and one refresher.
+#[derive(Clone)]
+pub struct JwksStore {
+    shared: Arc<Shared>,
+    wake: mpsc::UnboundedSender<()>,
+}
+
+struct Shared {
+    keys: ArcSwapOption<KeySet>,
+    state: Mutex<FetchState>,
+    /// Counts completed fetch attempts (success or failure); askers wait for it to move.
+    completed: watch::Sender<u64>,
+    policy: RefreshPolicy,
+}
+
+#[derive(Default)]
+struct FetchState {
+    in_flight: bool,
+    /// The last fetch a request caused; scheduled fetches do not count, so a key rotated
+    /// just after a scheduled fetch is still picked up at once.
+    last_on_demand: Option<Instant>,
+    loaded_at: Option<(Instant, Duration)>,
+    consecutive_failures: u32,
+    last_error: Option<String>,
+}
+
+/// A snapshot of the store for health checks and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Keys in the current set (0 when none was ever loaded).
+    pub keys: usize,
+    /// Age of the current set.
+    pub age: Option<Duration>,
+    /// Fetches that failed since the last success.
+    pub consecutive_failures: u32,
+    /// The last failure, for the operator.
+    pub last_error: Option<String>,
+}
+
+impl JwksStore {
+    /// Starts the refresher thread, which fetches at once. Use [`JwksStore::first_load`] to
+    /// wait for that first attempt.
+    pub fn start(source: Source, policy: RefreshPolicy) -> std::io::Result<JwksStore> {
+        // awc's TLS connector needs a process-wide rustls provider; an embedding service may
+        // have installed one already, which is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (wake, commands) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            keys: ArcSwapOption::empty(),
+            state: Mutex::new(FetchState {
+                in_flight: true,
+                ..FetchState::default()
+            }),
+            completed: watch::Sender::new(0),
+            policy,
+        });
+        let refresher = Refresher {
+            shared: Arc::downgrade(&shared),
+            commands,
+        };
+        std::thread::Builder::new()
+            .name("jwks-refresher".into())
+            .spawn(move || actix_rt::System::new().block_on(refresher.run(source)))?;
+        Ok(JwksStore { shared, wake })
+    }
+
+    /// The current key set, if one was ever loaded. Never waits.
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
+        self.shared.keys.load_full()
+    }
+
+    /// Whether a key set is loaded: the readiness of the service.
+    pub fn is_ready(&self) -> bool {
+        self.shared.keys.load().is_some()
+    }
+
+    /// How long a caller should wait before retrying while no keys are loaded.
+    pub fn retry_after(&self) -> Duration {
+        self.shared.policy.cooldown.max(Duration::from_secs(1))
+    }
+
+    /// Waits until the first fetch attempt has finished, successfully or not.
+    pub async fn first_load(&self) {
+        let mut completed = self.shared.completed.subscribe();
+        let wait = completed.wait_for(|n| *n > 0);
+        let _ = tokio::time::timeout(JOIN_TIMEOUT * 3, wait).await;
+    }
+
+    /// Asks for a fresh key set because a token named a `kid` we do not have (or no keys
+    /// were ever loaded), and returns the key set once that fetch is done. Within the
+    /// cooldown of the last fetch no new fetch starts and the current set is returned.
+    pub async fn refetch(&self) -> Option<Arc<KeySet>> {
+        if let Some(seen) = self.request_fetch() {
+            let mut completed = self.shared.completed.subscribe();
+            let wait = completed.wait_for(|n| *n > seen);
+            let _ = tokio::time::timeout(JOIN_TIMEOUT, wait).await;
+        }
+        self.keys()
+    }
+
+    /// Starts an on-demand fetch if the policy allows; returns the completion count to wait
+    /// past, or `None` if the request must make do with the current keys. Never waits.
+    pub fn request_fetch(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let seen = *self.shared.completed.borrow();
+        match self
+            .shared
+            .policy
+            .on_demand(now, state.in_flight, state.last_on_demand)
+        {
+            OnDemand::Join => Some(seen),
+            OnDemand::Start => {
+                state.in_flight = true;
+                state.last_on_demand = Some(now);
+                if self.wake.send(()).is_err() {
+                    // The refresher is gone; nobody would ever clear the flag.
+                    state.in_flight = false;
+                    return None;
+                }
+                Some(seen)
+            }
+            OnDemand::Refuse => None,
+        }
+    }
+
+    /// Where the store stands.
+    pub fn status(&self) -> Status {
+        let state = self.shared.lock();
+        Status {
+            keys: self.keys().map_or(0, |k| k.len()),
+            age: state.loaded_at.map(|(at, _)| at.elapsed()),
+            consecutive_failures: state.consecutive_failures,
+            last_error: state.last_error.clone(),
+        }
+    }
+}
+
+impl Shared {
+    /// The state lock is never held across an await; a poisoned lock still holds valid
+    /// plain data, so it is taken over rather than propagated as a panic.
+    fn lock(&self) -> std::sync::MutexGuard<'_, FetchState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a finished fetch and returns when the next scheduled one is due.
+    fn complete(&self, outcome: Result<Fetched, String>) -> Instant {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.in_flight = false;
+        let next = match outcome {
+            Ok(fetched) => {
+                let lifetime = self.policy.lifetime(fetched.max_age);
+                log::info!(
+                    "JWKS: loaded {} key(s) [{}] from {}; next refresh in {}s",
+                    fetched.keys.len(),
+                    fetched.keys.kids().join(", "),
+                    fetched.uri,
+                    (lifetime.mul_f64(0.9)).as_secs()
+                );
+                self.keys.store(Some(Arc::new(fetched.keys)));
+                state.loaded_at = Some((now, lifetime));
+                state.consecutive_failures = 0;
+                state.last_error = None;
+                self.policy.next_refresh(now, fetched.max_age)
+            }
+            Err(why) => {
+                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+                let next = self.policy.next_retry(now, state.consecutive_failures);
+                let kept = if self.keys.load().is_some() {
+                    "keeping the last good keys"
+                } else {
+                    "no keys loaded yet"
+                };
+                log::warn!(
+                    "JWKS: fetch failed ({} in a row), {kept}; retrying in {}ms: {why}",
+                    state.consecutive_failures,
+                    next.saturating_duration_since(now).as_millis()
+                );
+                state.last_error = Some(why);
+                next
+            }
+        };
+        self.completed.send_modify(|n| *n += 1);
+        next
+    }
+
+    /// Drops a key set that stayed unrefreshed for longer than the policy allows.
+    fn expire_if_stale(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let Some((at, lifetime)) = state.loaded_at else {
+            return;
+        };
+        if self.policy.is_too_stale(now, at, lifetime) {
+            log::error!(
+                "JWKS: keys not refreshed for {}s; dropping them, protected routes answer 503 until the issuer is reachable",
+                now.saturating_duration_since(at).as_secs()
+            );
+            self.keys.store(None);
+            state.loaded_at = None;
+        }
+    }
+
+    /// Marks a fetch as in flight, so requests join it instead of starting one.
+    fn begin_fetch(&self) {
+        self.lock().in_flight = true;
+    }
+}
+
+/// The one task that fetches. It holds the store weakly: when the last [`JwksStore`] is
+/// dropped, the channel closes and the thread ends.
+struct Refresher {
+    shared: Weak<Shared>,
+    commands: mpsc::UnboundedReceiver<()>,
+}
+
+impl Refresher {
+    async fn run(mut self, source: Source) {
+        let mut fetcher = Fetcher::new(source);
+        let mut next = Instant::now();
+        let mut woken = true;
+        loop {
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            if woken || Instant::now() >= next {
+                shared.begin_fetch();
+                let outcome = tokio::time::timeout(FETCH_DEADLINE, fetcher.fetch())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!("no answer within {}s", FETCH_DEADLINE.as_secs()))
+                    });
+                next = shared.complete(outcome);
+            }
+            shared.expire_if_stale();
+            drop(shared);
+            let sleep = tokio::time::sleep_until(next.into());
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(()) => woken = true,
+                    None => return,
+                },
+                () = sleep => woken = false,
+            }
+        }
+    }
+}

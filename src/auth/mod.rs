@@ -1,0 +1,16 @@
+//! The security core: bearer token in, verified claims or an RFC 6750 challenge out.
+//!
+//! One file per step of the flow (DESIGN.md, "The shape"): [`bearer`] reads the token,
+//! [`Validator`] checks it against the [`jwks`] key store, [`Error`] answers the caller.
+
+pub mod bearer;
+mod claims;
+pub mod error;
+mod extractor;
+pub mod jwks;
+mod validator;
+
+pub use claims::AuthenticatedClaims;
+pub use error::{Error, REALM, Reason};
+pub use extractor::{Guard, configure, require_token};
+pub use validator::{DEFAULT_MAX_TOKEN_BYTES, Validator};

@@ -1,0 +1,323 @@
+//! Access-token validation: pure and synchronous given a key set (RFC 7515, RFC 7519,
+//! RFC 8725, RFC 9068).
+//!
+//! The steps run in a fixed order and everything read before step 5 is `unverified_`:
+//! nothing in the token decides how the token is checked. The algorithm must be on the
+//! configured allow-list, the key comes only from the issuer's key set, and the key's own
+//! type (and `alg`, when the JWK has one) must agree with the header.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::claims::AuthenticatedClaims;
+use super::error::{Error, Reason};
+use super::jwks::{Key, KeySet};
+
+/// Tokens longer than this are refused before any parsing. Okta's are about 1 KiB.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// What a valid token must satisfy. Built once at start-up.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway_secs: u64,
+    max_token_bytes: usize,
+}
+
+/// The header fields we look at, all unverified until the signature is checked. A derived
+/// struct rejects duplicate names (RFC 7515 §4); other parameters issuers add are ignored.
+/// The key-carrying and `crit` parameters count when present at all, even as `null`.
+#[derive(Deserialize)]
+struct UnverifiedHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
+}
+
+/// ID-token claims (OpenID Connect Core §2, §3.1.3.6): an ID token signed by the same issuer
+/// must not pass as an access token when its `aud` happens to be configured (RFC 8725 §3.12).
+const ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
+
+impl Validator {
+    /// A validator for tokens of `issuer` meant for any of `audiences`, signed with one of
+    /// `algorithms`, with `leeway_secs` of clock skew allowed on `exp`, `nbf` and `iat`.
+    ///
+    /// # Security
+    /// Only asymmetric algorithms ever verify: any HMAC in `algorithms` is dropped, so a
+    /// public key can never be used as a shared secret (RFC 8725 §2.1).
+    pub fn new(
+        issuer: impl Into<String>,
+        audiences: Vec<String>,
+        algorithms: &[Algorithm],
+        leeway_secs: u64,
+    ) -> Self {
+        let algorithms = algorithms
+            .iter()
+            .copied()
+            .filter(|alg| !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+            .collect();
+        Validator {
+            issuer: issuer.into(),
+            audiences,
+            algorithms,
+            leeway_secs,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// The issuer tokens must name in `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Validates `token` against `keys` at the current time.
+    pub fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
+        self.validate_at(token, keys, now_secs())
+    }
+
+    /// Validates `token` against `keys` as if the time were `now` (seconds since the epoch).
+    pub fn validate_at(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let invalid = Error::InvalidToken;
+        // 1. Size, then shape: three base64url segments (RFC 7515 §7.1).
+        if token.len() > self.max_token_bytes {
+            return Err(invalid(Reason::TooLarge));
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid(Reason::Malformed));
+        };
+        if signature_b64.is_empty() {
+            return Err(invalid(Reason::Malformed));
+        }
+        let unverified_header: UnverifiedHeader = decode_json(header_b64)?;
+
+        // 2. The algorithm comes from our allow-list, never from the token (RFC 8725 §3.1):
+        //    `none`, HMAC and anything unlisted stop here.
+        let alg = unverified_header
+            .alg
+            .as_deref()
+            .and_then(|alg| alg.parse::<Algorithm>().ok())
+            .filter(|alg| self.algorithms.contains(alg))
+            .ok_or(invalid(Reason::AlgorithmNotAllowed))?;
+
+        // 3. Keys come only from the issuer's JWKS; unknown critical extensions reject
+        //    (RFC 7515 §4.1.11); explicit typing keeps other JWTs out (RFC 8725 §3.11).
+        let h = &unverified_header;
+        if h.jku || h.jwk || h.x5u || h.x5c {
+            return Err(invalid(Reason::KeyInHeader));
+        }
+        if h.crit {
+            return Err(invalid(Reason::UnsupportedCritical));
+        }
+        if !h.typ.as_deref().is_none_or(is_access_token_type) {
+            return Err(invalid(Reason::WrongType));
+        }
+
+        // 4. The key: by `kid`, and it must be made for this algorithm.
+        let key = self.key_for(h.kid.as_deref(), alg, keys)?;
+
+        // 5. The signature over `header.payload` (RFC 7515 §5.2).
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        match jsonwebtoken::crypto::verify(
+            signature_b64,
+            signing_input.as_bytes(),
+            &key.decoding,
+            alg,
+        ) {
+            Ok(true) => {}
+            _ => return Err(invalid(Reason::BadSignature)),
+        }
+
+        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4).
+        let claims: Map<String, Value> = decode_json(payload_b64)?;
+        if ID_TOKEN_CLAIMS
+            .iter()
+            .any(|name| claims.contains_key(*name))
+        {
+            return Err(invalid(Reason::WrongType));
+        }
+        self.check_issuer(&claims)?;
+        self.check_audience(&claims)?;
+        self.check_times(&claims, now)?;
+        Ok(AuthenticatedClaims::from_verified(claims))
+    }
+
+    fn key_for<'k>(
+        &self,
+        unverified_kid: Option<&str>,
+        alg: Algorithm,
+        keys: &'k KeySet,
+    ) -> Result<&'k Key, Error> {
+        let key = match unverified_kid {
+            Some(kid) => keys
+                .get(kid)
+                .ok_or(Error::InvalidToken(Reason::UnknownKey))?,
+            None => keys
+                .only_key_for(alg)
+                .ok_or(Error::InvalidToken(Reason::MissingKeyId))?,
+        };
+        if key.accepts(alg) {
+            Ok(key)
+        } else {
+            Err(Error::InvalidToken(Reason::KeyMismatch))
+        }
+    }
+
+    fn check_issuer(&self, claims: &Map<String, Value>) -> Result<(), Error> {
+        match claims.get("iss") {
+            None => Err(Error::InvalidToken(Reason::MissingClaim)),
+            Some(Value::String(iss)) if *iss == self.issuer => Ok(()),
+            Some(Value::String(_)) => Err(Error::InvalidToken(Reason::WrongIssuer)),
+            Some(_) => Err(Error::InvalidToken(Reason::BadClaim)),
+        }
+    }
+
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), Error> {
+        let ours = |aud: &str| self.audiences.iter().any(|own| own == aud);
+        let matched = match claims.get("aud") {
+            None => return Err(Error::InvalidToken(Reason::MissingClaim)),
+            Some(Value::String(aud)) => ours(aud),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                items.iter().filter_map(Value::as_str).any(ours)
+            }
+            Some(_) => return Err(Error::InvalidToken(Reason::BadClaim)),
+        };
+        if matched {
+            Ok(())
+        } else {
+            Err(Error::InvalidToken(Reason::WrongAudience))
+        }
+    }
+
+    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<(), Error> {
+        let now = now as f64;
+        let leeway = self.leeway_secs as f64;
+        let exp = numeric_date(claims, "exp")?.ok_or(Error::InvalidToken(Reason::MissingClaim))?;
+        // RFC 7519 §4.1.4: must be processed *before* `exp`.
+        if now >= exp + leeway {
+            return Err(Error::InvalidToken(Reason::Expired));
+        }
+        if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+            return Err(Error::InvalidToken(Reason::NotYetValid));
+        }
+        if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+            return Err(Error::InvalidToken(Reason::IssuedInFuture));
+        }
+        Ok(())
+    }
+}
+
+/// RFC 7519 §2 NumericDate: a JSON number of seconds; anything else is a malformed claim.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Error> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .filter(|secs| secs.is_finite() && *secs >= 0.0)
+            .map(Some)
+            .ok_or(Error::InvalidToken(Reason::BadClaim)),
+    }
+}
+
+/// RFC 9068 §2.1 `at+jwt` (with or without the `application/` prefix), or the generic `JWT`
+/// that Auth0-style issuers write. Media types compare case-insensitively.
+fn is_access_token_type(typ: &str) -> bool {
+    let typ = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("jwt")
+}
+
+/// Decodes one unpadded base64url segment holding a JSON object (RFC 7515 §2, §5.2): an
+/// array is not an object, even where a derived struct would accept one.
+fn decode_json<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, Error> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Error::InvalidToken(Reason::Malformed))?;
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(Error::InvalidToken(Reason::Malformed));
+    }
+    serde_json::from_slice(&bytes).map_err(|_| Error::InvalidToken(Reason::Malformed))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_token_types_are_accepted_case_insensitively() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/AT+JWT",
+            "JWT",
+            "jwt",
+        ] {
+            assert!(is_access_token_type(typ), "{typ}");
+        }
+        for typ in [
+            "dpop+jwt",
+            "secevent+jwt",
+            "JOSE",
+            "",
+            "application/",
+            "appl",
+        ] {
+            assert!(!is_access_token_type(typ), "{typ}");
+        }
+    }
+
+    #[test]
+    fn hmac_algorithms_are_dropped_from_the_allow_list() {
+        let v = Validator::new("i", vec![], &[Algorithm::HS256, Algorithm::RS256], 0);
+        assert_eq!(v.algorithms, [Algorithm::RS256]);
+    }
+
+    #[test]
+    fn numeric_dates_must_be_non_negative_numbers() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"a": 1.5, "b": "1", "c": -1, "d": null}"#).unwrap_or_default();
+        assert_eq!(numeric_date(&claims, "a"), Ok(Some(1.5)));
+        assert_eq!(numeric_date(&claims, "missing"), Ok(None));
+        for name in ["b", "c", "d"] {
+            assert_eq!(
+                numeric_date(&claims, name),
+                Err(Error::InvalidToken(Reason::BadClaim))
+            );
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The development OAuth 2.0 authorization server behind `api-guard --dev` and the test suite's
+//! token source (DESIGN.md "The shape"). It mirrors an Okta custom authorization server: the
+//! client-credentials token endpoint (RFC 6749 §4.4), the JWKS (RFC 7517 §5) and both discovery
+//! documents (RFC 8414, OpenID Connect Discovery 1.0), under the issuer's path, and Okta-shaped
+//! access tokens (`cid`, `scp` array, no `typ`). Tests steer it with the controls on [`DevIssuer`].
+//!
+//! ```no_run
+//! use api_guard::dev_issuer::DevIssuer;
+//!
+//! # async fn example() -> std::io::Result<()> {
+//! let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await?;
+//! let token = issuer.mint(&["AccessAll"]);
+//! println!("GET /api/whoami with `Authorization: Bearer {token}`, keys at {}", issuer.issuer());
+//! server.stop(true).await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod keys;
+mod metadata;
+mod settings;
+mod token;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpServer, web};
+use aws_lc_rs::error::Unspecified;
+use serde_json::{Value, json};
+
+pub use keys::SigningAlg;
+use keys::{SigningKey, b64, random_id};
+pub use settings::{DevIssuerError, DevIssuerSettings};
+
+/// The development authorization server: cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct DevIssuer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: DevIssuerSettings,
+    path_prefix: String,
+    keys: RwLock<KeyTable>,
+    failing: AtomicBool,
+    jwk_override: RwLock<Option<Value>>,
+    jwks_fetches: AtomicU64,
+    metadata_fetches: AtomicU64,
+}
+
+/// Published keys in publication order, and the one that signs (which may have been unpublished).
+struct KeyTable {
+    published: Vec<Arc<SigningKey>>,
+    signing: Arc<SigningKey>,
+}
+
+impl DevIssuer {
+    /// Builds an issuer from `settings` with one fresh RS256 key, published and signing.
+    ///
+    /// # Errors
+    ///
+    /// [`DevIssuerError::InvalidIssuer`] or [`DevIssuerError::InvalidScope`] for unusable
+    /// settings, [`DevIssuerError::KeyGeneration`] if aws-lc-rs fails to generate the key.
+    pub fn new(settings: DevIssuerSettings) -> Result<Self, DevIssuerError> {
+        let path_prefix = settings.validate()?;
+        let key = Arc::new(SigningKey::generate(SigningAlg::RS256)?);
+        let keys = KeyTable {
+            published: vec![key.clone()],
+            signing: key,
+        };
+        let inner = Inner {
+            settings,
+            path_prefix,
+            keys: RwLock::new(keys),
+            failing: AtomicBool::new(false),
+            jwk_override: RwLock::new(None),
+            jwks_fetches: AtomicU64::new(0),
+            metadata_fetches: AtomicU64::new(0),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves only the issuer routes there, with one worker,
+    /// on the current actix system. The issuer is `http://{bound address}/oauth2/default` unless
+    /// `configure` changes it. Returns once the socket is bound, so callers never poll.
+    ///
+    /// The server does not listen for signals: stop it with the returned handle.
+    ///
+    /// # Errors
+    ///
+    /// The bind error, or [`std::io::ErrorKind::Other`] wrapping a [`DevIssuerError`].
+    pub async fn spawn(
+        addr: &str,
+        configure: impl FnOnce(&mut DevIssuerSettings),
+    ) -> std::io::Result<(DevIssuer, actix_web::dev::ServerHandle)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let mut settings =
+            DevIssuerSettings::new(format!("http://{}/oauth2/default", listener.local_addr()?));
+        configure(&mut settings);
+        let issuer = DevIssuer::new(settings).map_err(std::io::Error::other)?;
+        let served = issuer.clone();
+        let server = HttpServer::new(move || {
+            let served = served.clone();
+            App::new().configure(move |cfg| served.configure(cfg))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok((issuer, handle))
+    }
+
+    /// Mounts the token, keys and both discovery routes at `{path_prefix}/...`.
+    ///
+    /// Each route is its own resource rather than a `web::scope`, so an issuer at the root of its
+    /// host, or sharing a prefix with the host application, shadows none of the host's routes.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let data = web::Data::new(self.clone());
+        let prefix = &self.inner.path_prefix;
+        let resource = |path: &str| web::resource(format!("{prefix}{path}")).app_data(data.clone());
+        cfg.service(resource("/v1/token").route(web::post().to(token::token)))
+            .service(resource("/v1/keys").route(web::get().to(metadata::keys)))
+            .service(
+                resource("/.well-known/oauth-authorization-server")
+                    .route(web::get().to(metadata::discovery)),
+            )
+            .service(
+                resource("/.well-known/openid-configuration")
+                    .route(web::get().to(metadata::discovery)),
+            );
+    }
+
+    /// The issuer URL, exactly as configured.
+    pub fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+
+    /// The settings this issuer was built with.
+    pub fn settings(&self) -> &DevIssuerSettings {
+        &self.inner.settings
+    }
+
+    /// `{issuer}/v1/token`, Okta's token endpoint path.
+    pub fn token_endpoint(&self) -> String {
+        self.endpoint("/v1/token")
+    }
+
+    /// The path part of the issuer URL without a trailing `/`, e.g. `/oauth2/default`.
+    pub fn path_prefix(&self) -> String {
+        self.inner.path_prefix.clone()
+    }
+
+    /// An Okta-shaped access token for the configured client with `scopes`, signed by the
+    /// current signing key. Scopes are not checked against the settings.
+    ///
+    /// Returns an empty string, logged at error, if aws-lc-rs fails to sign.
+    pub fn mint(&self, scopes: &[&str]) -> String {
+        self.mint_with(self.standard_header(), self.standard_claims(scopes))
+    }
+
+    /// Signs exactly `header` and `claims` as a compact JWS (RFC 7515 §7.1) with the key named by
+    /// `header["kid"]`, or the current signing key when the header names no known key.
+    ///
+    /// # Security
+    ///
+    /// The signature uses the key's own algorithm whatever `header["alg"]` says: the header is
+    /// copied verbatim so tests can forge algorithm-confusion tokens.
+    ///
+    /// Returns an empty string, logged at error, if aws-lc-rs fails to sign.
+    pub fn mint_with(&self, header: Value, claims: Value) -> String {
+        self.sign_token(&header, &claims).unwrap_or_else(|_| {
+            log::error!("development issuer could not sign a token");
+            String::new()
+        })
+    }
+
+    /// The claims [`mint`](Self::mint) uses, with `iat` now and `exp` one token lifetime later.
+    pub fn standard_claims(&self, scopes: &[&str]) -> Value {
+        let settings = &self.inner.settings;
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        json!({
+            "ver": 1,
+            "jti": Self::new_jti(),
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "iat": iat,
+            "exp": iat + settings.token_lifetime.as_secs(),
+            "cid": settings.client_id,
+            "scp": scopes,
+            "sub": settings.client_id,
+        })
+    }
+
+    /// The header [`mint`](Self::mint) uses: the signing key's `kid` and `alg`, and no `typ`,
+    /// like Okta.
+    pub fn standard_header(&self) -> Value {
+        let key = self.signing_key();
+        json!({ "kid": key.kid, "alg": key.alg.name() })
+    }
+
+    /// Generates a key for `alg` and publishes it in the JWKS; the signing key does not change.
+    ///
+    /// Returns the new key's `kid`, or an empty string, logged at error, if generation fails.
+    pub fn add_key(&self, alg: SigningAlg) -> String {
+        match SigningKey::generate(alg) {
+            Ok(key) => {
+                let kid = key.kid.clone();
+                write(&self.inner.keys).published.push(Arc::new(key));
+                kid
+            }
+            Err(error) => {
+                log::error!("development issuer: {error}");
+                String::new()
+            }
+        }
+    }
+
+    /// Makes the published key `kid` the signing key. `false` if no such key is published.
+    pub fn use_key(&self, kid: &str) -> bool {
+        let mut table = write(&self.inner.keys);
+        let Some(key) = table.published.iter().find(|key| key.kid == kid).cloned() else {
+            return false;
+        };
+        table.signing = key;
+        true
+    }
+
+    /// Unpublishes and forgets the key `kid`. `false` if no such key is published.
+    ///
+    /// Removing the signing key leaves it signing until [`use_key`](Self::use_key) picks another,
+    /// which gives tokens whose key has left the JWKS.
+    pub fn remove_key(&self, kid: &str) -> bool {
+        let mut table = write(&self.inner.keys);
+        let before = table.published.len();
+        table.published.retain(|key| key.kid != kid);
+        table.published.len() != before
+    }
+
+    /// The `kid` of the current signing key.
+    pub fn signing_kid(&self) -> String {
+        self.signing_key().kid.clone()
+    }
+
+    /// The public JWK of the published key `kid`, exactly as the JWKS serves it.
+    pub fn jwk(&self, kid: &str) -> Option<Value> {
+        self.published_key(kid).map(|key| key.jwk.clone())
+    }
+
+    /// The public key of the published key `kid`: SubjectPublicKeyInfo DER for RSA and EC keys,
+    /// the raw 32 bytes for Ed25519 (what an HMAC key-confusion forgery would use as its secret).
+    pub fn public_key_der(&self, kid: &str) -> Option<Vec<u8>> {
+        self.published_key(kid).map(|key| key.public_der.clone())
+    }
+
+    /// While `true`, the JWKS and both discovery documents answer 503; tokens are still issued.
+    pub fn set_failing(&self, failing: bool) {
+        self.inner.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// While `Some`, `/v1/keys` serves exactly this JSON instead of the published keys.
+    pub fn set_jwk_override(&self, jwks: Option<Value>) {
+        *write(&self.inner.jwk_override) = jwks;
+    }
+
+    /// How many `GET /v1/keys` this instance has answered, whatever the status.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// How many discovery documents (either path) this instance has answered, whatever the status.
+    pub fn metadata_fetches(&self) -> u64 {
+        self.inner.metadata_fetches.load(Ordering::SeqCst)
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer().trim_end_matches('/'))
+    }
+
+    fn signing_key(&self) -> Arc<SigningKey> {
+        read(&self.inner.keys).signing.clone()
+    }
+
+    fn published_key(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        read(&self.inner.keys)
+            .published
+            .iter()
+            .find(|key| key.kid == kid)
+            .cloned()
+    }
+
+    /// Signs outside the lock: an RSA signature takes about a millisecond.
+    fn sign_token(&self, header: &Value, claims: &Value) -> Result<String, Unspecified> {
+        let named = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .and_then(|kid| self.published_key(kid));
+        let key = named.unwrap_or_else(|| self.signing_key());
+        let encode = |value: &Value| {
+            serde_json::to_vec(value)
+                .map(|json| b64(&json))
+                .map_err(|_| Unspecified)
+        };
+        let signing_input = format!("{}.{}", encode(header)?, encode(claims)?);
+        let signature = key.sign(signing_input.as_bytes())?;
+        Ok(format!("{signing_input}.{}", b64(&signature)))
+    }
+
+    /// Okta's `jti` is `AT.` and a random id; a timestamp stands in if the random source fails.
+    fn new_jti() -> String {
+        let id = random_id(24).unwrap_or_else(|_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+                .to_string()
+        });
+        format!("AT.{id}")
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // No critical section here can panic, so a poisoned lock still holds consistent data.
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+//! The api-guard service: wiring only.
+
+use std::process::ExitCode;
+
+use api_guard::{Application, Cli, Config};
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    if let Err(error) = api_guard::config::load_dotenv() {
+        return fail(&error);
+    }
+    let cli = Cli::parse();
+    let config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    env_logger::Builder::new()
+        .parse_filters(&config.log_filter)
+        .init();
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(error) => return fail(&error),
+    };
+    api_guard::startup::print_banner(&app);
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,23 @@
+//! The routes of the sample service (DESIGN.md, "Routes of the sample service").
+
+mod health;
+mod hello;
+mod whoami;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+/// Registers every route of the sample service. The auth [`Guard`](crate::Guard) must be
+/// registered too (see [`crate::configure`]).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(hello::hello)
+        .service(whoami::whoami)
+        .service(health::live)
+        .service(health::ready)
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(json!({"error": "not_found", "error_description": "no such route"}))
+}

@@ -1,0 +1,234 @@
+//! `Application::build`: binds, starts the key store, serves, and returns once the port is
+//! bound and the first key load has finished or failed. Used by `main` and by the tests.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_cors::Cors;
+use actix_web::dev::ServerHandle;
+use actix_web::http::header;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::rt::task::JoinHandle;
+use actix_web::{App, HttpServer};
+
+use crate::auth::Guard;
+use crate::config::{Config, Issuer};
+#[cfg(feature = "dev-issuer")]
+use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
+use crate::{routes, telemetry};
+
+/// Why the service could not start. Like a [`ConfigError`](crate::ConfigError), one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// The listen address could not be bound.
+    #[error(
+        "BIND_ADDR (--bind): cannot listen on {addr}: {source}; pick a free port or stop what uses it"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--dev` with an address other machines can reach.
+    #[error(
+        "BIND_ADDR (--bind): --dev serves a token endpoint with a well-known secret, so it binds loopback only; use 127.0.0.1:8080, not {0}"
+    )]
+    DevNotLoopback(SocketAddr),
+    /// `--dev` in a build without the development issuer.
+    #[error(
+        "--dev: this build leaves the development issuer out (feature `dev-issuer`); set AUTH_ISSUER instead"
+    )]
+    DevUnavailable,
+    /// Threads or the server could not start.
+    #[error("cannot start: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The running service.
+pub struct Application {
+    addr: SocketAddr,
+    issuer: String,
+    guard: Guard,
+    handle: ServerHandle,
+    server: JoinHandle<std::io::Result<()>>,
+    #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
+    dev_issuer: DevSlot,
+}
+
+/// The embedded development issuer, when the build has it.
+#[cfg(feature = "dev-issuer")]
+type DevSlot = Option<DevIssuer>;
+#[cfg(not(feature = "dev-issuer"))]
+type DevSlot = ();
+
+impl Application {
+    /// Binds `config.bind` (port 0 picks a free port), starts the key store and the server,
+    /// and waits for the first key load to finish or fail. The server runs once this
+    /// returns; [`Application::run_until_stopped`] waits for it to end.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let addr = listener.local_addr()?;
+
+        let (config, dev_issuer) = resolve_issuer(config, addr)?;
+        let guard = Guard::start(&config)?;
+        let issuer = guard.validator().issuer().to_owned();
+        let origins = config.cors_allowed_origins.clone();
+        let app_guard = guard.clone();
+        #[cfg(feature = "dev-issuer")]
+        let app_dev_issuer = dev_issuer.clone();
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+                .wrap(from_fn(telemetry::log_request))
+                .configure(crate::auth::configure(app_guard.clone()));
+            #[cfg(feature = "dev-issuer")]
+            let app = app.configure(|cfg| {
+                if let Some(dev) = &app_dev_issuer {
+                    dev.configure(cfg);
+                }
+            });
+            app.configure(routes::configure)
+        })
+        .workers(config.workers)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let server = actix_web::rt::spawn(server);
+        guard.store().first_load().await;
+        Ok(Application {
+            addr,
+            issuer,
+            guard,
+            handle,
+            server,
+            dev_issuer,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The issuer whose tokens are accepted.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The auth guard, shared with every worker.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The embedded development issuer, when started with `--dev`.
+    #[cfg(feature = "dev-issuer")]
+    pub fn dev_issuer(&self) -> Option<&DevIssuer> {
+        self.dev_issuer.as_ref()
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Runs until the server stops (SIGTERM, SIGINT, or [`ServerHandle::stop`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// With `--dev`, starts the development issuer at `http://{addr}/oauth2/default` and makes
+/// it the configured issuer.
+#[cfg(feature = "dev-issuer")]
+fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSlot), StartupError> {
+    if config.issuer != Issuer::Development {
+        return Ok((config, None));
+    }
+    if !addr.ip().is_loopback() {
+        return Err(StartupError::DevNotLoopback(addr));
+    }
+    let issuer = format!("http://{addr}/oauth2/default");
+    let mut settings = DevIssuerSettings::new(issuer.clone());
+    settings.client_id = config.dev_client_id.clone();
+    settings.client_secret = config.dev_client_secret.expose().to_owned();
+    if let Some(audience) = config.audiences.first() {
+        settings.audience = audience.clone();
+    }
+    let dev = DevIssuer::new(settings).map_err(|e| std::io::Error::other(e.to_string()))?;
+    config.issuer = Issuer::Url(crate::config::IssuerUrl::parse(&issuer)?);
+    Ok((config, Some(dev)))
+}
+
+#[cfg(not(feature = "dev-issuer"))]
+fn resolve_issuer(config: Config, _: SocketAddr) -> Result<(Config, DevSlot), StartupError> {
+    if config.issuer == Issuer::Development {
+        return Err(StartupError::DevUnavailable);
+    }
+    Ok((config, ()))
+}
+
+/// actix-cors from `CORS_ALLOWED_ORIGINS`. It wraps outside auth, so 401 and 403 carry CORS
+/// headers too, and a preflight never reaches a handler that wants a token.
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            telemetry::REQUEST_ID,
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            telemetry::REQUEST_ID,
+        ])
+        .max_age(3600)
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+/// Tells the person who just started the service what to do next: in `--dev` mode, the
+/// issuer, the client credentials and ready-to-paste commands; otherwise where it listens.
+pub fn print_banner(app: &Application) {
+    let base = format!("http://{}", app.addr());
+    #[cfg(feature = "dev-issuer")]
+    if let Some(dev) = app.dev_issuer() {
+        let s = dev.settings();
+        let (id, secret, scope) = (&s.client_id, &s.client_secret, s.scopes.join(" "));
+        let token_url = dev.token_endpoint();
+        println!(
+            "api-guard is listening on {base} with the development issuer (--dev: for trying it out, never for production)\n\
+             \n  issuer         {issuer}\n  token endpoint {token_url}\n  client id      {id}\n  client secret  {secret}\n  scope          {scope}\n\
+             \nGet a token (client credentials, HTTP Basic):\n\
+             \n  TOKEN=$(curl -s -u '{id}:{secret}' -d grant_type=client_credentials -d 'scope={scope}' {token_url} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n\
+             \nCall the API:\n\
+             \n  curl -i {base}/api/whoami -H \"Authorization: Bearer $TOKEN\"   # 200 with your claims\n  curl -i {base}/api/whoami                                      # 401\n  curl -i {base}/api/hello                                       # 200 for anyone\n",
+            issuer = app.issuer(),
+        );
+        return;
+    }
+    log::info!(
+        "api-guard is listening on {base}; accepting tokens of {}",
+        app.issuer()
+    );
+}

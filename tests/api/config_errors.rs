@@ -1,0 +1,244 @@
+//! Start-up with a bad setting: the real binary, an empty environment, a fresh working
+//! directory. Exit code 2 and one `error: ` line naming the variable; never a panic.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use crate::helpers::{binary_in, wait_at_most};
+
+const VALID_ISSUER: &str = "https://a.example/oauth2/default";
+
+/// What the binary did: its exit code and everything it printed.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary in `dir` with only `env` (and `PATH`) and `args`, for at most 10 s.
+fn run_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let mut command = binary_in(dir);
+    command.envs(env.iter().copied()).args(args);
+    let mut child = command.spawn().expect("the binary starts");
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    let (stdout, stderr) = drain(&mut child);
+    let status = status.unwrap_or_else(|| {
+        panic!("api-guard {args:?} with {env:?} did not exit within 10 s; stderr: {stderr}")
+    });
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs the binary in a fresh temporary directory.
+fn run(env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    run_in(dir.path(), env, args)
+}
+
+fn drain(child: &mut Child) -> (String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout).expect("stdout is text");
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr is text");
+    }
+    (stdout, stderr)
+}
+
+/// Asserts exit code 2, exactly one stderr line starting with `error: ` that contains every
+/// one of `needles`, and no panic. Returns the line.
+#[track_caller]
+fn assert_one_error_line(outcome: &Outcome, needles: &[&str], case: &str) -> String {
+    let stderr = &outcome.stderr;
+    assert!(!stderr.contains("panicked"), "{case}: panicked: {stderr}");
+    assert_eq!(outcome.code, Some(2), "{case}: exit code; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{case}: stderr must be one line: {stderr:?}"
+    );
+    let line = lines[0];
+    assert!(line.starts_with("error: "), "{case}: {line:?}");
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "{case}: {line:?} does not name {needle:?}"
+        );
+    }
+    line.to_owned()
+}
+
+/// A bad start-up: what it is, its environment besides `PATH`, its arguments, and what its
+/// error line must contain.
+type Case<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [&'a str],
+    &'a [&'a str],
+);
+
+#[test]
+fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
+    let issuer = ("AUTH_ISSUER", VALID_ISSUER);
+    // A setting that is wrongly accepted must not collide with a real port: bind port 0.
+    let port_0 = ("BIND_ADDR", "127.0.0.1:0");
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        ("no issuer at all", &[port_0], &[], &["AUTH_ISSUER", "OKTA_DOMAIN", "--dev"]),
+        ("an http issuer on a public host", &[("AUTH_ISSUER", "http://example.com/oauth2/default"), port_0], &[], &["AUTH_ISSUER", "https"]),
+        ("an issuer that is not a URL", &[("AUTH_ISSUER", "not a url"), port_0], &[], &["AUTH_ISSUER", "`not a url`"]),
+        ("both AUTH_ISSUER and OKTA_DOMAIN", &[issuer, ("OKTA_DOMAIN", "dev-1.okta.com"), port_0], &[], &["AUTH_ISSUER", "OKTA_DOMAIN"]),
+        ("an Okta domain with a path", &[("OKTA_DOMAIN", "https://dev-1.okta.com/some/path"), port_0], &[], &["OKTA_DOMAIN"]),
+        ("a shared-secret algorithm", &[issuer, ("AUTH_ALGORITHMS", "HS256"), port_0], &[], &["AUTH_ALGORITHMS", "`HS256`"]),
+        ("the `none` algorithm", &[issuer, ("AUTH_ALGORITHMS", "none"), port_0], &[], &["AUTH_ALGORITHMS", "`none`"]),
+        ("a leeway that is not a number", &[issuer, ("AUTH_LEEWAY_SECS", "abc"), port_0], &[], &["AUTH_LEEWAY_SECS", "`abc`"]),
+        ("a leeway of more than 300 s", &[issuer, ("AUTH_LEEWAY_SECS", "100000"), port_0], &[], &["AUTH_LEEWAY_SECS", "300"]),
+        ("an empty audience", &[issuer, ("AUTH_AUDIENCE", ""), port_0], &[], &["AUTH_AUDIENCE", "at least one"]),
+        ("a bind address that is not one", &[issuer, ("BIND_ADDR", "nonsense")], &[], &["BIND_ADDR", "`nonsense`"]),
+        ("zero workers", &[issuer, ("WORKERS", "0"), port_0], &[], &["WORKERS", "`0`"]),
+        ("a CORS origin with a path", &[issuer, ("CORS_ALLOWED_ORIGINS", "https://a.example/path"), port_0], &[], &["CORS_ALLOWED_ORIGINS", "https://a.example/path"]),
+        ("an http JWKS URL on a public host", &[issuer, ("AUTH_JWKS_URI", "http://example.com/keys"), port_0], &[], &["AUTH_JWKS_URI", "https"]),
+        ("--dev on an address other machines reach", &[("BIND_ADDR", "0.0.0.0:0")], &["--dev"], &["BIND_ADDR", "loopback"]),
+    ];
+    for (case, env, args, needles) in cases {
+        let outcome = run(env, args);
+        assert_one_error_line(&outcome, needles, case);
+    }
+}
+
+#[test]
+fn a_malformed_dotenv_line_stops_start_up_naming_the_line_number_but_not_its_content() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let secret_looking = "THIS IS NOT AN ASSIGNMENT";
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("AUTH_ISSUER={VALID_ISSUER}\n{secret_looking}\n"),
+    )
+    .expect(".env is written");
+    let outcome = run_in(dir.path(), &[("BIND_ADDR", "127.0.0.1:0")], &[]);
+    let line = assert_one_error_line(&outcome, &[".env", "line 2"], "malformed .env");
+    assert!(
+        !outcome.stderr.contains(secret_looking),
+        "the line's content is echoed: {line}"
+    );
+    assert!(
+        !outcome.stderr.contains("NOT AN ASSIGNMENT"),
+        "part of the line's content is echoed: {line}"
+    );
+}
+
+#[test]
+fn a_dotenv_file_in_the_working_directory_is_read() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("AUTH_ISSUER={VALID_ISSUER}\nAUTH_LEEWAY_SECS=abc\n"),
+    )
+    .expect(".env is written");
+    let outcome = run_in(dir.path(), &[("BIND_ADDR", "127.0.0.1:0")], &[]);
+    assert_one_error_line(
+        &outcome,
+        &["AUTH_LEEWAY_SECS", "`abc`"],
+        "AUTH_LEEWAY_SECS from .env",
+    );
+}
+
+#[test]
+fn a_dotenv_file_in_a_parent_directory_is_not_read() {
+    let parent = tempfile::tempdir().expect("a temporary directory");
+    let working = parent.path().join("service");
+    std::fs::create_dir(&working).expect("a working directory");
+    std::fs::write(
+        parent.path().join(".env"),
+        format!("AUTH_ISSUER={VALID_ISSUER}\nAUTH_LEEWAY_SECS=abc\n"),
+    )
+    .expect(".env is written");
+    let outcome = run_in(&working, &[("BIND_ADDR", "127.0.0.1:0")], &[]);
+    // Had the parent's .env been read, the error would be about AUTH_LEEWAY_SECS.
+    assert_one_error_line(
+        &outcome,
+        &["AUTH_ISSUER", "no issuer configured"],
+        ".env one directory up",
+    );
+}
+
+#[test]
+fn a_setting_given_as_a_flag_is_checked_like_its_variable() {
+    let outcome = run(
+        &[("AUTH_ISSUER", VALID_ISSUER), ("BIND_ADDR", "127.0.0.1:0")],
+        &["--leeway-secs", "abc"],
+    );
+    assert_one_error_line(
+        &outcome,
+        &["AUTH_LEEWAY_SECS", "--leeway-secs", "`abc`"],
+        "--leeway-secs abc",
+    );
+}
+
+#[test]
+fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
+    let outcome = run(&[], &["--help"]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    let help = &outcome.stdout;
+    // (variable, the default as `--help` shows it, or `None` where DESIGN.md has none)
+    let table: &[(&str, Option<&str>)] = &[
+        ("AUTH_ISSUER", None),
+        ("OKTA_DOMAIN", None),
+        ("OKTA_AUTH_SERVER", Some("[default: default]")),
+        ("AUTH_AUDIENCE", Some("[default: api://default]")),
+        ("AUTH_JWKS_URI", Some("Default: discovered")),
+        (
+            "AUTH_ALGORITHMS",
+            Some("[default: RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA]"),
+        ),
+        ("AUTH_LEEWAY_SECS", Some("[default: 60]")),
+        ("AUTH_REQUIRED_SCOPES", Some("[default: \"\"]")),
+        ("BIND_ADDR", Some("[default: 127.0.0.1:8080]")),
+        ("WORKERS", Some("Default: the number of cores")),
+        ("CORS_ALLOWED_ORIGINS", Some("[default: \"\"]")),
+        ("RUST_LOG", Some("[default: info]")),
+    ];
+    for (variable, default) in table {
+        let entry = help_entry(help, variable)
+            .unwrap_or_else(|| panic!("--help does not list {variable}:\n{help}"));
+        if let Some(default) = default {
+            assert!(
+                entry.contains(default),
+                "{variable}: {default:?} missing from {entry:?}"
+            );
+        }
+    }
+}
+
+/// The entry of `--help` (from its flag to the next flag) that names `[env: VARIABLE`.
+fn help_entry(help: &str, variable: &str) -> Option<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for line in help.lines() {
+        let flag = line.trim_start();
+        if flag.starts_with("--")
+            || flag.starts_with("-h,")
+            || flag.starts_with("-V,")
+            || entries.is_empty()
+        {
+            entries.push(String::new());
+        }
+        if let Some(entry) = entries.last_mut() {
+            entry.push(' ');
+            entry.push_str(line.trim());
+        }
+    }
+    let tag = format!("[env: {variable}");
+    entries.into_iter().find(|entry| {
+        entry
+            .match_indices(&tag)
+            .any(|(at, _)| matches!(entry.as_bytes().get(at + tag.len()), Some(b'=' | b']')))
+    })
+}

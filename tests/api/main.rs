@@ -1,0 +1,15 @@
+//! The black-box suite: the real service and the real development issuer over HTTP on
+//! loopback. One test binary (every file under tests/ would link separately).
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod binary;
+mod config_errors;
+mod cors;
+mod forged;
+mod hello_whoami;
+mod helpers;
+mod issuer_outage;
+mod key_rotation;
+mod library;
+mod rfc6750;
+mod token_shapes;
