@@ -70,6 +70,10 @@ impl Application {
     /// and waits for the first key load to finish or fail. The server runs once this
     /// returns; [`Application::run_until_stopped`] waits for it to end.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        // Refused before binding, so --dev never listens beyond loopback even for a moment.
+        if config.issuer == Issuer::Development && !config.bind.ip().is_loopback() {
+            return Err(StartupError::DevNotLoopback(config.bind));
+        }
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             addr: config.bind,
             source,
@@ -155,9 +159,6 @@ impl Application {
 fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSlot), StartupError> {
     if config.issuer != Issuer::Development {
         return Ok((config, None));
-    }
-    if !addr.ip().is_loopback() {
-        return Err(StartupError::DevNotLoopback(addr));
     }
     let issuer = format!("http://{addr}/oauth2/default");
     let mut settings = DevIssuerSettings::new(issuer.clone());

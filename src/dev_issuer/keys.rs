@@ -34,6 +34,15 @@ pub enum SigningAlg {
 }
 
 impl SigningAlg {
+    /// Every algorithm the development issuer can sign with.
+    pub const ALL: [SigningAlg; 5] = [
+        SigningAlg::RS256,
+        SigningAlg::PS256,
+        SigningAlg::ES256,
+        SigningAlg::ES384,
+        SigningAlg::EdDSA,
+    ];
+
     /// The JWS `alg` name (RFC 7518 §3.1, RFC 8037 §3.1).
     pub fn name(self) -> &'static str {
         match self {
@@ -167,13 +176,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_publishes_a_jwk_with_kid_use_and_alg() {
-        for alg in [
-            SigningAlg::RS256,
-            SigningAlg::PS256,
-            SigningAlg::ES256,
-            SigningAlg::ES384,
-            SigningAlg::EdDSA,
-        ] {
+        for alg in SigningAlg::ALL {
             let key = SigningKey::generate(alg).unwrap();
             assert_eq!(key.jwk["kid"], key.kid.as_str(), "{alg:?}");
             assert_eq!(key.jwk["use"], "sig", "{alg:?}");
