@@ -249,6 +249,8 @@ pub struct Config {
     pub dev_client_id: String,
     /// The development issuer's client secret (with `--dev`).
     pub dev_client_secret: ClientSecret,
+    /// Start-up notices for the log, once the logger runs.
+    pub warnings: Vec<String>,
 }
 
 /// A setting that stops start-up: which one, and what to do.
@@ -310,11 +312,13 @@ impl Config {
             log_filter: "info".to_owned(),
             dev_client_id: "api-guard-dev".to_owned(),
             dev_client_secret: ClientSecret::new("api-guard-dev-secret"),
+            warnings: Vec::new(),
         })
     }
 
     /// Validates raw settings.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let warnings = dev_warnings(&cli);
         let issuer = issuer(&cli)?;
         let jwks_uri = match non_empty(&cli.jwks_uri).filter(|_| !cli.dev) {
             None => None,
@@ -377,12 +381,13 @@ impl Config {
             bind: bind(&cli.bind)?,
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
-            log_filter: cli.log_filter,
+            log_filter: log_filter(&cli.log_filter)?,
             dev_client_id: non_empty_setting("DEV_CLIENT_ID (--dev-client-id)", cli.dev_client_id)?,
             dev_client_secret: ClientSecret(non_empty_setting(
                 "DEV_CLIENT_SECRET (--dev-client-secret)",
                 cli.dev_client_secret,
             )?),
+            warnings,
         })
     }
 }
@@ -391,11 +396,6 @@ fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
     let issuer = non_empty(&cli.issuer);
     let domain = non_empty(&cli.okta_domain);
     if cli.dev {
-        if issuer.is_some() || domain.is_some() || non_empty(&cli.jwks_uri).is_some() {
-            log::warn!(
-                "--dev: ignoring AUTH_ISSUER / OKTA_DOMAIN; tokens come from the development issuer"
-            );
-        }
         return Ok(Issuer::Development);
     }
     match (issuer, domain) {
@@ -408,6 +408,27 @@ fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
         (None, None) => Err(error(
             "AUTH_ISSUER (--issuer)",
             "no issuer configured: set AUTH_ISSUER (e.g. https://dev-123456.okta.com/oauth2/default) or OKTA_DOMAIN, or run with --dev for the built-in development issuer",
+        )),
+    }
+}
+
+fn dev_warnings(cli: &Cli) -> Vec<String> {
+    let external = [&cli.issuer, &cli.okta_domain, &cli.jwks_uri];
+    if cli.dev && external.iter().any(|setting| non_empty(setting).is_some()) {
+        vec!["--dev ignores AUTH_ISSUER, OKTA_DOMAIN and AUTH_JWKS_URI: tokens and keys come from the development issuer".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn log_filter(value: &str) -> Result<String, ConfigError> {
+    match env_filter::Builder::new().try_parse(value) {
+        Ok(_) => Ok(value.to_owned()),
+        Err(_) => Err(error(
+            "RUST_LOG (--log)",
+            format!(
+                "`{value}` is not a log filter; use e.g. `info`, `warn` or `info,api_guard=debug`"
+            ),
         )),
     }
 }
@@ -647,8 +668,13 @@ fn split_list(value: &str, separators: &[char]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The command line alone: the environment of the test run is not read.
     fn cli(args: &[&str]) -> Cli {
-        Cli::parse_from(std::iter::once("api-guard").chain(args.iter().copied()))
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches =
+            command.get_matches_from(std::iter::once("api-guard").chain(args.iter().copied()));
+        Cli::from_arg_matches(&matches).unwrap()
     }
 
     fn problem(args: &[&str]) -> String {
@@ -729,6 +755,23 @@ mod tests {
             message.contains("OKTA_DOMAIN") && message.contains("--dev"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn dev_mode_warns_that_it_ignores_external_issuer_settings() {
+        let config = Config::from_cli(cli(&["--dev", "--okta-domain", "dev-1.okta.com"])).unwrap();
+        assert_eq!(config.issuer, Issuer::Development);
+        assert!(
+            config.warnings[0].contains("--dev ignores"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn a_malformed_log_filter_is_refused() {
+        assert!(problem(&["--dev", "--log", "x==="]).starts_with("RUST_LOG (--log)"));
+        assert_eq!(problem(&["--dev", "--log", "warn,api_guard=debug"]), "");
     }
 
     #[test]

@@ -18,6 +18,9 @@ async fn main() -> ExitCode {
     env_logger::Builder::new()
         .parse_filters(&config.log_filter)
         .init();
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => return fail(&error),

@@ -71,8 +71,13 @@ impl Application {
     /// returns; [`Application::run_until_stopped`] waits for it to end.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         // Refused before binding, so --dev never listens beyond loopback even for a moment.
-        if config.issuer == Issuer::Development && !config.bind.ip().is_loopback() {
-            return Err(StartupError::DevNotLoopback(config.bind));
+        if config.issuer == Issuer::Development {
+            if cfg!(not(feature = "dev-issuer")) {
+                return Err(StartupError::DevUnavailable);
+            }
+            if !config.bind.ip().is_loopback() {
+                return Err(StartupError::DevNotLoopback(config.bind));
+            }
         }
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             addr: config.bind,
@@ -174,9 +179,6 @@ fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSl
 
 #[cfg(not(feature = "dev-issuer"))]
 fn resolve_issuer(config: Config, _: SocketAddr) -> Result<(Config, DevSlot), StartupError> {
-    if config.issuer == Issuer::Development {
-        return Err(StartupError::DevUnavailable);
-    }
     Ok((config, ()))
 }
 
@@ -228,8 +230,13 @@ pub fn print_banner(app: &Application) {
         );
         return;
     }
+    let keys = if app.guard().store().is_ready() {
+        "signing keys loaded"
+    } else {
+        "signing keys not loaded yet: protected routes answer 503 and /health/ready 503 until they are"
+    };
     log::info!(
-        "api-guard is listening on {base}; accepting tokens of {}",
+        "api-guard is listening on {base}; accepting tokens of {}; {keys}",
         app.issuer()
     );
 }

@@ -137,12 +137,17 @@ mod tests {
     }
 
     #[test]
-    fn scope_matching_is_exact() {
-        let c = claims(json!({"scp": ["orders:read"]}));
-        assert!(c.has_scope("orders:read"));
-        assert!(!c.has_scope("orders"));
-        assert!(!c.has_scope("ORDERS:READ"));
-        assert!(!c.has_scope("orders:read "));
+    fn scope_matching_is_exact_in_both_claim_shapes() {
+        for c in [
+            claims(json!({"scp": ["orders:read"]})),
+            claims(json!({"scope": "orders:read"})),
+        ] {
+            assert!(c.has_scope("orders:read"));
+            assert!(!c.has_scope("orders"));
+            assert!(!c.has_scope("orders:rea"));
+            assert!(!c.has_scope("ORDERS:READ"));
+            assert!(!c.has_scope("orders:read "));
+        }
     }
 
     #[test]

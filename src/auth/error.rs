@@ -160,7 +160,7 @@ impl Reason {
             }
             Reason::RepeatedHeader => "send exactly one `Authorization` header",
             Reason::MalformedHeader => {
-                "the `Authorization` header must be `Bearer` followed by one space and the token"
+                "the `Authorization` header must be `Bearer`, a space and the token"
             }
             Reason::Malformed => "the access token is not a well-formed JWT",
             Reason::TooLarge => "the access token is too large",

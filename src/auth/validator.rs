@@ -128,19 +128,19 @@ impl Validator {
 
         // 3. Keys come only from the issuer's JWKS; unknown critical extensions reject
         //    (RFC 7515 §4.1.11); explicit typing keeps other JWTs out (RFC 8725 §3.11).
-        let h = &unverified_header;
-        if h.jku || h.jwk || h.x5u || h.x5c {
+        let unverified = &unverified_header;
+        if unverified.jku || unverified.jwk || unverified.x5u || unverified.x5c {
             return Err(invalid(Reason::KeyInHeader));
         }
-        if h.crit {
+        if unverified.crit {
             return Err(invalid(Reason::UnsupportedCritical));
         }
-        if !h.typ.as_deref().is_none_or(is_access_token_type) {
+        if !unverified.typ.as_deref().is_none_or(is_access_token_type) {
             return Err(invalid(Reason::WrongType));
         }
 
         // 4. The key: by `kid`, and it must be made for this algorithm.
-        let key = self.key_for(h.kid.as_deref(), alg, keys)?;
+        let key = self.key_for(unverified.kid.as_deref(), alg, keys)?;
 
         // 5. The signature over `header.payload` (RFC 7515 §5.2).
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];

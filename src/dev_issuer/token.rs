@@ -146,7 +146,7 @@ fn issue(
     issuer: &DevIssuer,
     authorization: Option<&HeaderValue>,
     form: &HashMap<String, String>,
-) -> Result<serde_json::Value, TokenError> {
+) -> Result<TokenResponse, TokenError> {
     authenticate(issuer, authorization, form)?;
     match form.get("grant_type").map(String::as_str) {
         None => {
@@ -163,12 +163,21 @@ fn issue(
     let access_token = issuer
         .sign_token(&issuer.standard_header(), &issuer.standard_claims(&scopes))
         .map_err(|_| TokenError::ServerError)?;
-    Ok(json!({
-        "token_type": "Bearer",
-        "access_token": access_token,
-        "expires_in": settings.token_lifetime.as_secs(),
-        "scope": scopes.join(" "),
-    }))
+    Ok(TokenResponse {
+        token_type: "Bearer",
+        access_token,
+        expires_in: settings.token_lifetime.as_secs(),
+        scope: scopes.join(" "),
+    })
+}
+
+/// RFC 6749 §5.1, fields in the order Okta sends them.
+#[derive(serde::Serialize)]
+struct TokenResponse {
+    token_type: &'static str,
+    access_token: String,
+    expires_in: u64,
+    scope: String,
 }
 
 /// §2.3.1: Basic credentials when the header is present, else `client_id`/`client_secret` in the body.

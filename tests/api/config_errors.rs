@@ -107,6 +107,15 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a CORS origin with a path", &[issuer, ("CORS_ALLOWED_ORIGINS", "https://a.example/path"), port_0], &[], &["CORS_ALLOWED_ORIGINS", "https://a.example/path"]),
         ("an http JWKS URL on a public host", &[issuer, ("AUTH_JWKS_URI", "http://example.com/keys"), port_0], &[], &["AUTH_JWKS_URI", "https"]),
         ("--dev on an address other machines reach", &[("BIND_ADDR", "0.0.0.0:0")], &["--dev"], &["BIND_ADDR", "loopback"]),
+        ("an Okta authorization server id with a slash", &[("OKTA_DOMAIN", "dev-1.okta.com"), ("OKTA_AUTH_SERVER", "a/b"), port_0], &[], &["OKTA_AUTH_SERVER", "`a/b`"]),
+        ("a required scope with a quote", &[issuer, ("AUTH_REQUIRED_SCOPES", "read \"all\""), port_0], &[], &["AUTH_REQUIRED_SCOPES", "scope name"]),
+        ("a zero refresh floor", &[issuer, ("AUTH_JWKS_MIN_REFRESH_SECS", "0"), port_0], &[], &["AUTH_JWKS_MIN_REFRESH_SECS", "`0`"]),
+        ("a refresh ceiling of a year", &[issuer, ("AUTH_JWKS_MAX_REFRESH_SECS", "31536000"), port_0], &[], &["AUTH_JWKS_MAX_REFRESH_SECS", "`31536000`"]),
+        ("a ceiling below the floor", &[issuer, ("AUTH_JWKS_MIN_REFRESH_SECS", "600"), ("AUTH_JWKS_MAX_REFRESH_SECS", "60"), port_0], &[], &["AUTH_JWKS_MAX_REFRESH_SECS", "AUTH_JWKS_MIN_REFRESH_SECS"]),
+        ("a zero cooldown", &[issuer, ("AUTH_JWKS_COOLDOWN_SECS", "0"), port_0], &[], &["AUTH_JWKS_COOLDOWN_SECS", "`0`"]),
+        ("a max staleness that is not a number", &[issuer, ("AUTH_JWKS_MAX_STALE_SECS", "1d"), port_0], &[], &["AUTH_JWKS_MAX_STALE_SECS", "`1d`"]),
+        ("a malformed log filter", &[issuer, ("RUST_LOG", "x==="), port_0], &[], &["RUST_LOG", "`x===`"]),
+        ("an empty dev client secret", &[("DEV_CLIENT_SECRET", " "), port_0], &["--dev"], &["DEV_CLIENT_SECRET", "empty"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);

@@ -42,11 +42,13 @@ async fn with_the_issuer_down_at_start_protected_routes_answer_503_and_recover_b
 #[actix_web::test]
 async fn with_nothing_listening_at_the_issuer_the_service_still_starts_and_serves_anonymous_routes()
 {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound but not listening: connections are refused, and no other test can take the port.
+    let reserved =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    reserved
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let closed_port = reserved.local_addr().unwrap().as_socket().unwrap().port();
     let app = spawn_app_with(|config| {
         config.issuer = api_guard::config::Issuer::Url(
             api_guard::config::IssuerUrl::parse(&format!(
@@ -72,11 +74,8 @@ async fn when_the_issuer_fails_after_start_the_last_good_keys_stay_in_use() {
     assert!(app.issuer.use_key(&kid));
     let new_key_reply = app.whoami(&app.token()).await;
     new_key_reply.assert_auth_error(401, "invalid_token", "key not loadable while failing");
-    assert_eq!(
-        app.issuer.jwks_fetches(),
-        fetches + 1,
-        "the refetch was tried"
-    );
+    // Retries after the failure may add fetches of their own; the request's one happened.
+    assert!(app.issuer.jwks_fetches() > fetches, "the refetch was tried");
     assert_eq!(
         app.whoami(&token).await.status,
         200,
@@ -96,12 +95,63 @@ async fn a_key_set_that_is_junk_keeps_the_last_good_keys() {
     let unknown = app
         .issuer
         .mint_with(header, app.issuer.standard_claims(&["AccessAll"]));
+    let fetches = app.issuer.jwks_fetches();
     assert_eq!(app.whoami(&unknown).await.status, 401);
+    assert!(
+        app.issuer.jwks_fetches() > fetches,
+        "the junk set was fetched"
+    );
     assert_eq!(
         app.whoami(&token).await.status,
         200,
         "a set with no usable key replaced nothing"
     );
+}
+
+#[actix_web::test]
+async fn a_key_set_larger_than_the_size_limit_is_not_loaded() {
+    let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    let good = issuer.jwk(&issuer.signing_kid()).unwrap();
+    let padding = "p".repeat(api_guard::auth::jwks::MAX_DOCUMENT_BYTES);
+    issuer.set_jwk_override(Some(json!({"keys": [good], "padding": padding})));
+    let app = spawn_app_for(issuer, server, |_| {}).await;
+    assert!(
+        app.issuer.jwks_fetches() > 0,
+        "the oversized set was fetched"
+    );
+    assert_eq!(app.get("/health/ready", &[]).await.status, 503);
+}
+
+#[actix_web::test]
+async fn metadata_naming_another_issuer_is_refused() {
+    // The issuer serves metadata for `{url}/`, one character off the configured `{url}`.
+    let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |settings| settings.issuer.push('/'))
+        .await
+        .unwrap();
+    let configured = issuer.issuer().trim_end_matches('/').to_owned();
+    let app = spawn_app_for(issuer, server, |config| {
+        config.issuer = api_guard::config::Issuer::Url(
+            api_guard::config::IssuerUrl::parse(&configured).unwrap(),
+        );
+    })
+    .await;
+    assert!(app.issuer.metadata_fetches() > 0, "discovery was tried");
+    assert_eq!(
+        app.issuer.jwks_fetches(),
+        0,
+        "no keys from a mismatched issuer"
+    );
+    assert_eq!(app.get("/health/ready", &[]).await.status, 503);
+}
+
+#[actix_web::test]
+async fn a_configured_jwks_uri_skips_discovery() {
+    let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    let jwks_uri = format!("{}/v1/keys", issuer.issuer());
+    let app = spawn_app_for(issuer, server, |config| config.jwks_uri = Some(jwks_uri)).await;
+    assert_eq!(app.whoami(&app.token()).await.status, 200);
+    assert_eq!(app.issuer.metadata_fetches(), 0);
+    assert_eq!(app.issuer.jwks_fetches(), 1);
 }
 
 #[actix_web::test]

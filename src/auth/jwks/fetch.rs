@@ -15,7 +15,7 @@ use crate::config::is_https_or_loopback;
 
 /// Connect timeout of every fetch.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Total timeout of one request (connect, send, headers).
+/// Total timeout of one request: connect, send, headers and body.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest metadata or key-set document accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -162,8 +162,20 @@ impl Fetcher {
         }
     }
 
+    /// One GET, bounded as a whole: connect, headers and body within [`REQUEST_TIMEOUT`].
     async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
-        let response = self
+        tokio::time::timeout(REQUEST_TIMEOUT, self.get_unbounded(url))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "GET {url}: no complete answer within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            })
+    }
+
+    async fn get_unbounded(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
+        let mut response = self
             .client
             .get(url)
             .insert_header((header::ACCEPT, "application/json"))
@@ -178,8 +190,6 @@ impl Fetcher {
             .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        // The client's timeout covers connect and headers only; the body gets its own.
-        let mut response = response.timeout(REQUEST_TIMEOUT);
         let body = response
             .body()
             .limit(MAX_DOCUMENT_BYTES)
