@@ -1,0 +1,162 @@
+//! The raw settings: one clap field per setting, each a flag and an environment variable,
+//! so `--help` documents them all with their defaults (DESIGN.md, "Configuration contract").
+
+use clap::Parser;
+
+/// The algorithms allowed when `AUTH_ALGORITHMS` is not set: every asymmetric one we verify.
+pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
+/// The audience expected when `AUTH_AUDIENCE` is not set: Okta's default authorization server's.
+pub const DEFAULT_AUDIENCE: &str = "api://default";
+
+/// The raw settings as given on the command line or in the environment. Not `Debug`: it
+/// holds the development client secret.
+#[derive(Parser)]
+#[command(
+    name = "api-guard",
+    version,
+    about = "Protects HTTP APIs with OAuth 2.0 access tokens from Okta or any OpenID Connect issuer",
+    after_help = "Every setting can also be given in the environment or a .env file in the working directory."
+)]
+pub struct Cli {
+    /// Run the built-in development authorization server on the same port and trust only it.
+    /// For trying the service without an Okta org; never for production.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Issuer URL of the authorization server, e.g. https://dev-123456.okta.com/oauth2/default.
+    /// https is required except for loopback hosts.
+    #[arg(long, env = "AUTH_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// Okta domain, e.g. dev-123456.okta.com: shorthand for the issuer
+    /// https://{OKTA_DOMAIN}/oauth2/{OKTA_AUTH_SERVER}.
+    #[arg(long, env = "OKTA_DOMAIN", value_name = "HOST")]
+    pub okta_domain: Option<String>,
+
+    /// Okta authorization server id, used with OKTA_DOMAIN.
+    #[arg(
+        long,
+        env = "OKTA_AUTH_SERVER",
+        value_name = "ID",
+        default_value = "default"
+    )]
+    pub okta_auth_server: String,
+
+    /// Expected audience (`aud`) of access tokens; comma-separated for several.
+    #[arg(long, env = "AUTH_AUDIENCE", value_name = "AUD", default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+
+    /// The issuer's JWKS URL, to skip discovery. Default: discovered from the issuer's metadata.
+    #[arg(long, env = "AUTH_JWKS_URI", value_name = "URL")]
+    pub jwks_uri: Option<String>,
+
+    /// Allowed signing algorithms, comma-separated; asymmetric only.
+    #[arg(long, env = "AUTH_ALGORITHMS", value_name = "ALGS", default_value = DEFAULT_ALGORITHMS)]
+    pub algorithms: String,
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`, in seconds (at most 300).
+    #[arg(
+        long,
+        env = "AUTH_LEEWAY_SECS",
+        value_name = "SECS",
+        default_value = "60"
+    )]
+    pub leeway_secs: String,
+
+    /// Scopes every protected route requires, comma- or space-separated.
+    #[arg(
+        long,
+        env = "AUTH_REQUIRED_SCOPES",
+        value_name = "SCOPES",
+        default_value = ""
+    )]
+    pub required_scopes: String,
+
+    /// Least time between two key-set refreshes, whatever the issuer's Cache-Control says.
+    #[arg(
+        long,
+        env = "AUTH_JWKS_MIN_REFRESH_SECS",
+        value_name = "SECS",
+        default_value = "300"
+    )]
+    pub jwks_min_refresh_secs: String,
+
+    /// Longest time between two key-set refreshes, whatever the issuer's Cache-Control says.
+    #[arg(
+        long,
+        env = "AUTH_JWKS_MAX_REFRESH_SECS",
+        value_name = "SECS",
+        default_value = "86400"
+    )]
+    pub jwks_max_refresh_secs: String,
+
+    /// Least time between two key-set fetches caused by tokens with an unknown `kid`.
+    #[arg(
+        long,
+        env = "AUTH_JWKS_COOLDOWN_SECS",
+        value_name = "SECS",
+        default_value = "30"
+    )]
+    pub jwks_cooldown_secs: String,
+
+    /// How long past its lifetime the last good key set stays in use while the issuer is
+    /// unreachable; then protected routes answer 503.
+    #[arg(
+        long,
+        env = "AUTH_JWKS_MAX_STALE_SECS",
+        value_name = "SECS",
+        default_value = "86400"
+    )]
+    pub jwks_max_stale_secs: String,
+
+    /// Listen address.
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub bind: String,
+
+    /// Worker threads. Default: the number of cores.
+    #[arg(long, env = "WORKERS", value_name = "N")]
+    pub workers: Option<String>,
+
+    /// Origins allowed to call from a browser, comma-separated (`*` for any). Default: none
+    /// (CORS off).
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        default_value = ""
+    )]
+    pub cors_allowed_origins: String,
+
+    /// Log filter, env_logger syntax (e.g. `info`, `api_guard=debug`).
+    #[arg(
+        long = "log",
+        env = "RUST_LOG",
+        value_name = "FILTER",
+        default_value = "info"
+    )]
+    pub log_filter: String,
+
+    /// With --dev: the development issuer's client id.
+    #[arg(
+        long,
+        env = "DEV_CLIENT_ID",
+        value_name = "ID",
+        default_value = "api-guard-dev"
+    )]
+    pub dev_client_id: String,
+
+    /// With --dev: the development issuer's client secret.
+    #[arg(
+        long,
+        env = "DEV_CLIENT_SECRET",
+        value_name = "SECRET",
+        default_value = "api-guard-dev-secret",
+        hide_env_values = true
+    )]
+    pub dev_client_secret: String,
+}

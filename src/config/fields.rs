@@ -1,0 +1,289 @@
+//! Parsers for single settings: each turns raw text into a checked value, or one
+//! [`ConfigError`] naming the variable and the fix.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use url::{Host, Url};
+
+use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, Issuer, IssuerUrl, error};
+
+pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
+    let issuer = non_empty(&cli.issuer);
+    let domain = non_empty(&cli.okta_domain);
+    if cli.dev {
+        return Ok(Issuer::Development);
+    }
+    match (issuer, domain) {
+        (Some(_), Some(_)) => Err(error(
+            "AUTH_ISSUER (--issuer)",
+            "set either AUTH_ISSUER or OKTA_DOMAIN, not both",
+        )),
+        (Some(url), None) => Ok(Issuer::Url(IssuerUrl::parse(url)?)),
+        (None, Some(domain)) => okta_issuer(domain, &cli.okta_auth_server).map(Issuer::Url),
+        (None, None) => Err(error(
+            "AUTH_ISSUER (--issuer)",
+            "no issuer configured: set AUTH_ISSUER (e.g. https://dev-123456.okta.com/oauth2/default) or OKTA_DOMAIN, or run with --dev for the built-in development issuer",
+        )),
+    }
+}
+
+pub(super) fn dev_warnings(cli: &Cli) -> Vec<String> {
+    let external = [&cli.issuer, &cli.okta_domain, &cli.jwks_uri];
+    if cli.dev && external.iter().any(|setting| non_empty(setting).is_some()) {
+        vec!["--dev ignores AUTH_ISSUER, OKTA_DOMAIN and AUTH_JWKS_URI: tokens and keys come from the development issuer".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+pub(super) fn log_filter(value: &str) -> Result<String, ConfigError> {
+    match env_filter::Builder::new().try_parse(value) {
+        Ok(_) => Ok(value.to_owned()),
+        Err(_) => Err(error(
+            "RUST_LOG (--log)",
+            format!(
+                "`{value}` is not a log filter; use e.g. `info`, `warn` or `info,api_guard=debug`"
+            ),
+        )),
+    }
+}
+
+pub(super) fn okta_issuer(domain: &str, server: &str) -> Result<IssuerUrl, ConfigError> {
+    let setting = "OKTA_DOMAIN (--okta-domain)";
+    let host = domain
+        .strip_prefix("https://")
+        .unwrap_or(domain)
+        .trim_end_matches('/');
+    if host.is_empty()
+        || host.contains(['/', ' ', ':', '?', '#', '@'])
+        || domain.starts_with("http://")
+    {
+        return Err(error(
+            setting,
+            format!(
+                "`{domain}` is not a host name; write it as in the Admin Console, e.g. dev-123456.okta.com"
+            ),
+        ));
+    }
+    let server = server.trim();
+    if server.is_empty() || server.contains(['/', ' ', '?', '#']) {
+        return Err(error(
+            "OKTA_AUTH_SERVER (--okta-auth-server)",
+            format!(
+                "`{server}` is not an authorization server id; use `default` or the id from Security > API"
+            ),
+        ));
+    }
+    let issuer = format!("https://{host}/oauth2/{server}");
+    check_url(setting, &issuer, "dev-123456.okta.com")?;
+    Ok(IssuerUrl(issuer))
+}
+
+/// Whether `url` is https, or http to a loopback host (127.0.0.0/8, ::1, localhost).
+pub fn is_https_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+pub(super) fn check_url(
+    setting: &'static str,
+    value: &str,
+    example: &str,
+) -> Result<(), ConfigError> {
+    let url = Url::parse(value).map_err(|e| {
+        error(
+            setting,
+            format!("`{value}` is not a URL ({e}); expected e.g. {example}"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(error(
+            setting,
+            format!("`{value}` must be an https URL, e.g. {example}"),
+        ));
+    }
+    if !is_https_or_loopback(&url) {
+        return Err(error(
+            setting,
+            format!(
+                "`{value}` uses http; https is required except for loopback hosts (127.0.0.1, ::1, localhost)"
+            ),
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(error(
+            setting,
+            "must not have a query, fragment, user name or password",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn audiences(value: &str) -> Result<Vec<String>, ConfigError> {
+    let list = split_list(value, &[',']);
+    if list.is_empty() {
+        return Err(error(
+            "AUTH_AUDIENCE (--audience)",
+            "must name at least one audience, e.g. api://default (Okta: Security > API > your server > Audience)",
+        ));
+    }
+    Ok(list)
+}
+
+pub(super) fn algorithms(value: &str) -> Result<Vec<Algorithm>, ConfigError> {
+    let setting = "AUTH_ALGORITHMS (--algorithms)";
+    let mut algorithms = Vec::new();
+    for name in split_list(value, &[',']) {
+        let alg: Algorithm = name.parse().map_err(|_| {
+            error(
+                setting,
+                format!("`{name}` is not a supported algorithm; choose from {DEFAULT_ALGORITHMS}"),
+            )
+        })?;
+        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Err(error(
+                setting,
+                format!(
+                    "`{name}` is a shared-secret algorithm and is never allowed; choose from {DEFAULT_ALGORITHMS}"
+                ),
+            ));
+        }
+        if !algorithms.contains(&alg) {
+            algorithms.push(alg);
+        }
+    }
+    if algorithms.is_empty() {
+        return Err(error(
+            setting,
+            format!("must name at least one algorithm, e.g. RS256 (default: {DEFAULT_ALGORITHMS})"),
+        ));
+    }
+    Ok(algorithms)
+}
+
+/// RFC 6749 §3.3: a scope token is printable ASCII without space, `"` or `\\`.
+pub(super) fn scopes(value: &str) -> Result<Vec<String>, ConfigError> {
+    let list = split_list(value, &[',', ' ']);
+    match list.iter().find(|s| {
+        !s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    }) {
+        Some(bad) => Err(error(
+            "AUTH_REQUIRED_SCOPES (--required-scopes)",
+            format!("{bad:?} is not a scope name (printable ASCII without quotes or backslashes)"),
+        )),
+        None => Ok(list),
+    }
+}
+
+pub(super) fn bind(value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        error(
+            "BIND_ADDR (--bind)",
+            format!("`{value}` is not an address:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"),
+        )
+    })
+}
+
+pub(super) fn workers(value: Option<&str>) -> Result<usize, ConfigError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+        Some(value) => match value.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(error(
+                "WORKERS (--workers)",
+                format!("`{value}` is not a number of threads from 1 to 1024"),
+            )),
+        },
+    }
+}
+
+pub(super) fn origins(value: &str) -> Result<Vec<String>, ConfigError> {
+    let setting = "CORS_ALLOWED_ORIGINS (--cors-allowed-origins)";
+    let mut origins = Vec::new();
+    for origin in split_list(value, &[',', ' ']) {
+        if origin != "*" {
+            let parsed = Url::parse(&origin)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            let canonical = parsed.map(|u| u.origin().ascii_serialization());
+            if canonical.as_deref() != Some(origin.as_str()) {
+                return Err(error(
+                    setting,
+                    format!(
+                        "`{origin}` is not an origin; write scheme, host and optional port only, e.g. {}",
+                        canonical.unwrap_or_else(|| "https://app.example.com".into())
+                    ),
+                ));
+            }
+        }
+        origins.push(origin);
+    }
+    Ok(origins)
+}
+
+pub(super) fn seconds(setting: &'static str, value: &str) -> Result<u64, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        error(
+            setting,
+            format!("`{value}` is not a whole number of seconds"),
+        )
+    })
+}
+
+pub(super) fn duration(
+    setting: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let secs = seconds(setting, value)?;
+    if !range.contains(&secs) {
+        return Err(error(
+            setting,
+            format!(
+                "`{secs}` is outside {} to {} seconds",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+pub(super) fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+pub(super) fn non_empty_setting(
+    setting: &'static str,
+    value: String,
+) -> Result<String, ConfigError> {
+    if value.trim().is_empty() {
+        Err(error(setting, "must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+pub(super) fn split_list(value: &str, separators: &[char]) -> Vec<String> {
+    value
+        .split(separators)
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,361 @@
+//! Settings: every one is a flag and an environment variable (a `.env` file is loaded
+//! first), parsed once into a validated [`Config`] (DESIGN.md, "Configuration contract").
+//!
+//! A missing or malformed setting becomes one [`ConfigError`] line naming the variable and
+//! the fix; the binary exits with code 2.
+
+mod cli;
+mod fields;
+
+use std::net::SocketAddr;
+
+use jsonwebtoken::Algorithm;
+
+pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
+pub use fields::is_https_or_loopback;
+
+use crate::auth::jwks::RefreshPolicy;
+use fields::{
+    algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, non_empty,
+    non_empty_setting, origins, scopes, seconds, workers,
+};
+
+/// Where tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issuer {
+    /// The built-in development issuer (`--dev`); its URL is known once the port is bound.
+    Development,
+    /// An external authorization server.
+    Url(IssuerUrl),
+}
+
+/// An issuer URL, exactly as tokens carry it in `iss` (never normalised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerUrl(String);
+
+impl IssuerUrl {
+    /// Checks `url` as `AUTH_ISSUER` would be checked.
+    pub fn parse(url: &str) -> Result<IssuerUrl, ConfigError> {
+        let setting = "AUTH_ISSUER (--issuer)";
+        check_url(setting, url, "https://dev-123456.okta.com/oauth2/default")?;
+        Ok(IssuerUrl(url.to_owned()))
+    }
+
+    /// The URL as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client secret: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(secret.into())
+    }
+
+    /// The secret itself; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(***)")
+    }
+}
+
+/// The validated settings of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where tokens come from.
+    pub issuer: Issuer,
+    /// Accepted audiences; a token's `aud` must contain one.
+    pub audiences: Vec<String>,
+    /// A fixed JWKS URL, or `None` to discover it.
+    pub jwks_uri: Option<String>,
+    /// Allowed signing algorithms (asymmetric only).
+    pub algorithms: Vec<Algorithm>,
+    /// Clock-skew allowance in seconds.
+    pub leeway_secs: u64,
+    /// Scopes every protected route requires.
+    pub required_scopes: Vec<String>,
+    /// Key-set refresh timing.
+    pub refresh: RefreshPolicy,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Worker threads.
+    pub workers: usize,
+    /// CORS origins; empty means CORS off, `*` any origin.
+    pub cors_allowed_origins: Vec<String>,
+    /// env_logger filter.
+    pub log_filter: String,
+    /// The development issuer's client id (with `--dev`).
+    pub dev_client_id: String,
+    /// The development issuer's client secret (with `--dev`).
+    pub dev_client_secret: ClientSecret,
+    /// Start-up notices for the log, once the logger runs.
+    pub warnings: Vec<String>,
+}
+
+/// A setting that stops start-up: which one, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    /// The variable and flag, e.g. "AUTH_ISSUER (--issuer)".
+    pub setting: &'static str,
+    /// What was wrong and how to fix it.
+    pub problem: String,
+}
+
+/// Loads `.env` from the working directory into the environment, if there is one. A line
+/// that does not parse stops start-up; it is named by number only, as it may hold a secret.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    // The working directory only: `dotenvy::dotenv` would also search parent directories.
+    match dotenvy::from_path(".env") {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(line, _)) => {
+            let number = std::fs::read_to_string(".env")
+                .ok()
+                .and_then(|text| text.lines().position(|l| l.trim() == line.trim()))
+                .map_or_else(|| "a line".to_owned(), |n| format!("line {}", n + 1));
+            Err(error(
+                ".env",
+                format!("{number} is not KEY=VALUE; fix or remove it"),
+            ))
+        }
+        Err(_) => Err(error(
+            ".env",
+            "cannot be read; check its permissions and encoding",
+        )),
+    }
+}
+
+fn error(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// The default of every setting (the environment is not read), with tokens from
+    /// `issuer`: the starting point for a service that embeds the library, and for tests.
+    pub fn for_issuer(issuer: &str) -> Result<Config, ConfigError> {
+        Ok(Config {
+            issuer: Issuer::Url(IssuerUrl::parse(issuer)?),
+            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            jwks_uri: None,
+            algorithms: algorithms(DEFAULT_ALGORITHMS)?,
+            leeway_secs: 60,
+            required_scopes: Vec::new(),
+            refresh: RefreshPolicy::default(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: workers(None)?,
+            cors_allowed_origins: Vec::new(),
+            log_filter: "info".to_owned(),
+            dev_client_id: "api-guard-dev".to_owned(),
+            dev_client_secret: ClientSecret::new("api-guard-dev-secret"),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Validates raw settings.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let warnings = dev_warnings(&cli);
+        let issuer = issuer(&cli)?;
+        let jwks_uri = match non_empty(&cli.jwks_uri).filter(|_| !cli.dev) {
+            None => None,
+            Some(uri) => {
+                check_url(
+                    "AUTH_JWKS_URI (--jwks-uri)",
+                    uri,
+                    "https://dev-123456.okta.com/oauth2/default/v1/keys",
+                )?;
+                Some(uri.to_owned())
+            }
+        };
+        let leeway_secs = seconds("AUTH_LEEWAY_SECS (--leeway-secs)", &cli.leeway_secs)?;
+        if leeway_secs > 300 {
+            return Err(error(
+                "AUTH_LEEWAY_SECS (--leeway-secs)",
+                format!(
+                    "`{leeway_secs}` is more than 300 seconds of clock skew; fix the clocks (NTP) and use 60 or less"
+                ),
+            ));
+        }
+        const WEEK: u64 = 7 * 86_400;
+        let refresh = RefreshPolicy {
+            min_lifetime: duration(
+                "AUTH_JWKS_MIN_REFRESH_SECS (--jwks-min-refresh-secs)",
+                &cli.jwks_min_refresh_secs,
+                1..=WEEK,
+            )?,
+            max_lifetime: duration(
+                "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
+                &cli.jwks_max_refresh_secs,
+                1..=WEEK,
+            )?,
+            cooldown: duration(
+                "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
+                &cli.jwks_cooldown_secs,
+                1..=3600,
+            )?,
+            max_stale: duration(
+                "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
+                &cli.jwks_max_stale_secs,
+                0..=WEEK,
+            )?,
+            ..RefreshPolicy::default()
+        };
+        if refresh.max_lifetime < refresh.min_lifetime {
+            return Err(error(
+                "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
+                "must not be less than AUTH_JWKS_MIN_REFRESH_SECS",
+            ));
+        }
+        Ok(Config {
+            issuer,
+            audiences: audiences(&cli.audience)?,
+            jwks_uri,
+            algorithms: algorithms(&cli.algorithms)?,
+            leeway_secs,
+            required_scopes: scopes(&cli.required_scopes)?,
+            refresh,
+            bind: bind(&cli.bind)?,
+            workers: workers(cli.workers.as_deref())?,
+            cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
+            log_filter: log_filter(&cli.log_filter)?,
+            dev_client_id: non_empty_setting("DEV_CLIENT_ID (--dev-client-id)", cli.dev_client_id)?,
+            dev_client_secret: ClientSecret(non_empty_setting(
+                "DEV_CLIENT_SECRET (--dev-client-secret)",
+                cli.dev_client_secret,
+            )?),
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line alone: the environment of the test run is not read.
+    fn cli(args: &[&str]) -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches =
+            command.get_matches_from(std::iter::once("api-guard").chain(args.iter().copied()));
+        Cli::from_arg_matches(&matches).unwrap()
+    }
+
+    fn problem(args: &[&str]) -> String {
+        Config::from_cli(cli(args))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn okta_domain_and_server_make_the_issuer() {
+        let config = Config::from_cli(cli(&[
+            "--okta-domain",
+            "https://dev-1.okta.com/",
+            "--okta-auth-server",
+            "aus1",
+        ]));
+        assert_eq!(
+            config.map(|c| c.issuer).ok(),
+            Some(Issuer::Url(IssuerUrl(
+                "https://dev-1.okta.com/oauth2/aus1".into()
+            )))
+        );
+    }
+
+    #[test]
+    fn http_issuers_are_refused_unless_loopback() {
+        assert!(
+            problem(&["--issuer", "http://example.com/oauth2/default"])
+                .contains("https is required")
+        );
+        for ok in [
+            "http://127.0.0.1:9000/x",
+            "http://127.8.9.1/x",
+            "http://[::1]:8/x",
+            "http://localhost/x",
+        ] {
+            assert_eq!(problem(&["--issuer", ok]), "", "{ok}");
+        }
+    }
+
+    #[test]
+    fn shared_secret_and_unknown_algorithms_are_refused() {
+        assert!(
+            problem(&["--dev", "--algorithms", "RS256,HS256"])
+                .contains("`HS256` is a shared-secret")
+        );
+        assert!(problem(&["--dev", "--algorithms", "none"]).contains("`none` is not a supported"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        assert!(
+            problem(&["--dev", "--cors-allowed-origins", "https://a.example/"])
+                .contains("e.g. https://a.example")
+        );
+        let config = Config::from_cli(cli(&[
+            "--dev",
+            "--cors-allowed-origins",
+            "https://a.example, http://localhost:3000",
+        ]));
+        assert_eq!(
+            config.map(|c| c.cors_allowed_origins).ok(),
+            Some(vec![
+                "https://a.example".to_owned(),
+                "http://localhost:3000".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_missing_issuer_names_both_variables_and_dev() {
+        let message = problem(&[]);
+        assert!(
+            message.starts_with("AUTH_ISSUER (--issuer): no issuer configured"),
+            "{message}"
+        );
+        assert!(
+            message.contains("OKTA_DOMAIN") && message.contains("--dev"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn dev_mode_warns_that_it_ignores_external_issuer_settings() {
+        let config = Config::from_cli(cli(&["--dev", "--okta-domain", "dev-1.okta.com"])).unwrap();
+        assert_eq!(config.issuer, Issuer::Development);
+        assert!(
+            config.warnings[0].contains("--dev ignores"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn a_malformed_log_filter_is_refused() {
+        assert!(problem(&["--dev", "--log", "x==="]).starts_with("RUST_LOG (--log)"));
+        assert_eq!(problem(&["--dev", "--log", "warn,api_guard=debug"]), "");
+    }
+
+    #[test]
+    fn client_secrets_are_redacted_in_debug_output() {
+        assert_eq!(
+            format!("{:?}", ClientSecret::new("s3cret")),
+            "ClientSecret(***)"
+        );
+    }
+}
