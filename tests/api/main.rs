@@ -5,6 +5,7 @@
 mod binary;
 mod config_errors;
 mod cors;
+mod discovery;
 mod forged;
 mod hello_whoami;
 mod helpers;

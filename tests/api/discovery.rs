@@ -1,0 +1,83 @@
+//! Discovery against metadata servers that are not the development issuer: the
+//! `openid-configuration` fallback, and redirects, which the fetch client never follows.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::helpers::spawn_app_with;
+
+/// Serves `routes` on a loopback port; returns its base URL.
+async fn serve(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+    actix_web::rt::spawn(server);
+    base
+}
+
+fn issuer_url(base: &str) -> api_guard::config::Issuer {
+    let url = format!("{base}/oauth2/default");
+    api_guard::config::Issuer::Url(api_guard::config::IssuerUrl::parse(&url).unwrap())
+}
+
+#[actix_web::test]
+async fn discovery_falls_back_to_openid_configuration() {
+    let app = spawn_app_with(|_| {}).await;
+    let jwks_uri = format!("{}/v1/keys", app.issuer.issuer());
+    // Only the OpenID document exists here; it names this server as issuer and the dev
+    // issuer's key set.
+    let base = serve(move |cfg| {
+        let jwks_uri = jwks_uri.clone();
+        cfg.route(
+            "/oauth2/default/.well-known/openid-configuration",
+            web::get().to(move |req: actix_web::HttpRequest| {
+                let issuer = format!("http://{}/oauth2/default", req.connection_info().host());
+                let body = json!({"issuer": issuer, "jwks_uri": jwks_uri});
+                async move { HttpResponse::Ok().json(body) }
+            }),
+        );
+    })
+    .await;
+    let fetches = app.issuer.jwks_fetches();
+    let other = spawn_app_with(|config| config.issuer = issuer_url(&base)).await;
+    assert_eq!(other.get("/health/ready", &[]).await.status, 200);
+    assert_eq!(
+        app.issuer.jwks_fetches(),
+        fetches + 1,
+        "keys came from the named jwks_uri"
+    );
+}
+
+#[actix_web::test]
+async fn redirects_from_the_metadata_url_are_not_followed() {
+    let app = spawn_app_with(|_| {}).await;
+    let target = format!(
+        "{}/.well-known/oauth-authorization-server",
+        app.issuer.issuer()
+    );
+    let base = serve(move |cfg| {
+        let target = target.clone();
+        cfg.default_service(web::to(move || {
+            let target = target.clone();
+            async move {
+                HttpResponse::Found()
+                    .insert_header(("Location", target))
+                    .finish()
+            }
+        }));
+    })
+    .await;
+    let metadata_fetches = app.issuer.metadata_fetches();
+    let other = spawn_app_with(|config| config.issuer = issuer_url(&base)).await;
+    assert_eq!(other.get("/health/ready", &[]).await.status, 503);
+    assert_eq!(
+        app.issuer.metadata_fetches(),
+        metadata_fetches,
+        "the redirect was not followed"
+    );
+}
