@@ -184,9 +184,9 @@ impl Shared {
             Ok(fetched) => {
                 let lifetime = self.policy.lifetime(fetched.max_age);
                 log::info!(
-                    "JWKS: loaded {} key(s) [{}] from {}; next refresh in {}s",
+                    "JWKS: loaded {} key(s) {:?} from {}; next refresh in {}s",
                     fetched.keys.len(),
-                    fetched.keys.kids().join(", "),
+                    fetched.keys.kids(),
                     fetched.uri,
                     (lifetime.mul_f64(0.9)).as_secs()
                 );
