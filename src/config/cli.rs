@@ -1,7 +1,9 @@
 //! The raw settings: one clap field per setting, each a flag and an environment variable,
 //! so `--help` documents them all with their defaults (DESIGN.md, "Configuration contract").
 
-use clap::Parser;
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The algorithms allowed when `AUTH_ALGORITHMS` is not set: every asymmetric one we verify.
 pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
@@ -159,4 +161,17 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub dev_client_secret: String,
+}
+
+impl Cli {
+    /// The settings given by `args` alone, every other at its default: the environment (and
+    /// so `.env`) is not read. For embedding services and tests.
+    pub fn from_args_only<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
 }

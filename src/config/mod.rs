@@ -146,23 +146,11 @@ fn error(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// The default of every setting (the environment is not read), with tokens from
     /// `issuer`: the starting point for a service that embeds the library, and for tests.
+    /// The defaults are the command line's, so there is one place that states them.
     pub fn for_issuer(issuer: &str) -> Result<Config, ConfigError> {
-        Ok(Config {
-            issuer: Issuer::Url(IssuerUrl::parse(issuer)?),
-            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
-            jwks_uri: None,
-            algorithms: algorithms(DEFAULT_ALGORITHMS)?,
-            leeway_secs: 60,
-            required_scopes: Vec::new(),
-            refresh: RefreshPolicy::default(),
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            workers: workers(None)?,
-            cors_allowed_origins: Vec::new(),
-            log_filter: "info".to_owned(),
-            dev_client_id: "api-guard-dev".to_owned(),
-            dev_client_secret: ClientSecret::new("api-guard-dev-secret"),
-            warnings: Vec::new(),
-        })
+        let cli = Cli::from_args_only(["api-guard".to_owned(), format!("--issuer={issuer}")])
+            .map_err(|e| error("AUTH_ISSUER (--issuer)", e.kind().to_string()))?;
+        Config::from_cli(cli)
     }
 
     /// Validates raw settings.
@@ -247,11 +235,7 @@ mod tests {
 
     /// The command line alone: the environment of the test run is not read.
     fn cli(args: &[&str]) -> Cli {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
-        let matches =
-            command.get_matches_from(std::iter::once("api-guard").chain(args.iter().copied()));
-        Cli::from_arg_matches(&matches).unwrap()
+        Cli::from_args_only(std::iter::once("api-guard").chain(args.iter().copied())).unwrap()
     }
 
     fn problem(args: &[&str]) -> String {
