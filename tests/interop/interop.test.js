@@ -185,6 +185,8 @@ async function startApiGuard({ issuer, algorithms }) {
     },
   });
   let output = '';
+  let spawnError;
+  child.once('error', (e) => { spawnError = e; });
   child.stdout.on('data', (chunk) => { output += chunk; });
   child.stderr.on('data', (chunk) => { output += chunk; });
   const exited = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
@@ -219,6 +221,7 @@ async function startApiGuard({ issuer, algorithms }) {
   try {
     // The port is in the start-up log line; then readiness means the issuer's keys are loaded.
     for (let i = 0; i < 300 && !guard.baseUrl; i++) {
+      if (spawnError) throw new Error(`cannot run ${API_GUARD_BIN} (${spawnError.code}): build it with \`cargo build --release --no-default-features\` or set API_GUARD_BIN`);
       if (child.exitCode !== null) throw new Error(`api-guard exited with ${child.exitCode}`);
       guard.baseUrl = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
       if (!guard.baseUrl) await new Promise((ok) => setTimeout(ok, 100));
