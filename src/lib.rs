@@ -42,6 +42,7 @@ pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 pub mod routes;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 

@@ -15,9 +15,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    env_logger::Builder::new()
-        .parse_filters(&config.log_filter)
-        .init();
+    api_guard::telemetry::init_logger(config.log_format, &config.log_filter);
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
@@ -26,7 +24,7 @@ async fn main() -> ExitCode {
         Err(error) => return fail(&error),
     };
     api_guard::startup::print_banner(&app);
-    match app.run_until_stopped().await {
+    match app.run_until_signalled().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

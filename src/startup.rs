@@ -8,12 +8,14 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::rt::task::JoinHandle;
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 
 use crate::auth::Guard;
-use crate::config::{Config, Issuer};
+use crate::config::{Config, Issuer, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
+use crate::shutdown::Drain;
+use crate::telemetry::Telemetry;
 use crate::{routes, telemetry};
 
 /// Why the service could not start. Like a [`ConfigError`](crate::ConfigError), one line.
@@ -28,6 +30,16 @@ pub enum StartupError {
         "BIND_ADDR (--bind): cannot listen on {addr}: {source}; pick a free port or stop what uses it"
     )]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The metrics address could not be bound.
+    #[error(
+        "METRICS_ADDR (--metrics-addr): cannot listen on {addr}: {source}; pick a free port or stop what uses it"
+    )]
+    MetricsBind {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -54,7 +66,11 @@ pub struct Application {
     issuer: String,
     guard: Guard,
     handle: ServerHandle,
-    server: JoinHandle<std::io::Result<()>>,
+    pub(crate) server: JoinHandle<std::io::Result<()>>,
+    metrics: Option<(SocketAddr, ServerHandle)>,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) drain: Drain,
+    pub(crate) shutdown: Shutdown,
     #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
     dev_issuer: DevSlot,
 }
@@ -84,19 +100,37 @@ impl Application {
             source,
         })?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_addr {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .map_err(|source| StartupError::MetricsBind { addr, source })?,
+            ),
+        };
 
         let (config, dev_issuer) = resolve_issuer(config, addr)?;
         let guard = Guard::start(&config)?;
         let issuer = guard.validator().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
         let app_guard = guard.clone();
+        let drain = Drain::default();
+        let telemetry = Telemetry::new(config.trusted_proxies.clone(), drain.clone());
+        let (app_telemetry, app_drain) = (telemetry.clone(), drain.clone());
+        let public_metrics = metrics_listener.is_none();
         #[cfg(feature = "dev-issuer")]
         let app_dev_issuer = dev_issuer.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(from_fn(telemetry::log_request))
+                .app_data(app_telemetry.clone())
+                .app_data(app_drain.clone())
                 .configure(crate::auth::configure(app_guard.clone()));
+            let app = if public_metrics {
+                app.service(routes::metrics)
+            } else {
+                app
+            };
             #[cfg(feature = "dev-issuer")]
             let app = app.configure(|cfg| {
                 if let Some(dev) = &app_dev_issuer {
@@ -106,10 +140,18 @@ impl Application {
             app.configure(routes::configure)
         })
         .workers(config.workers)
+        .keep_alive(config.keep_alive)
+        // The signals are ours (see `shutdown`); actix gets the budget left after the drain.
+        .disable_signals()
+        .shutdown_timeout((config.shutdown.timeout - config.shutdown.drain).as_secs())
         .listen(listener)?
         .run();
         let handle = server.handle();
         let server = actix_web::rt::spawn(server);
+        let metrics = match metrics_listener {
+            None => None,
+            Some(listener) => Some(serve_metrics(listener, &guard, &telemetry)?),
+        };
         guard.store().first_load().await;
         Ok(Application {
             addr,
@@ -117,8 +159,30 @@ impl Application {
             guard,
             handle,
             server,
+            metrics,
+            telemetry,
+            drain,
+            shutdown: config.shutdown,
             dev_issuer,
         })
+    }
+
+    /// Where `/metrics` is served when `METRICS_ADDR` moved it off the main listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The request metrics, trusted proxies and drain state.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// The handles of every server: the main listener's, and the metrics listener's if any.
+    pub(crate) fn handles(&self) -> Vec<ServerHandle> {
+        let metrics = self.metrics.iter().map(|(_, handle)| handle.clone());
+        std::iter::once(self.handle.clone())
+            .chain(metrics)
+            .collect()
     }
 
     /// The bound address.
@@ -147,15 +211,42 @@ impl Application {
         self.dev_issuer.as_ref()
     }
 
-    /// A handle to stop the server.
+    /// A handle to stop the main server (the metrics listener, if any, stops with the process).
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }
 
-    /// Runs until the server stops (SIGTERM, SIGINT, or [`ServerHandle::stop`]).
+    /// Runs until the server is stopped through [`Application::handle`]. Signals are not
+    /// handled here: the binary uses [`Application::run_until_signalled`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Serves `/metrics` alone on its own listener (`METRICS_ADDR`), with one worker.
+fn serve_metrics(
+    listener: TcpListener,
+    guard: &Guard,
+    telemetry: &Telemetry,
+) -> Result<(SocketAddr, ServerHandle), StartupError> {
+    let addr = listener.local_addr()?;
+    let (guard, telemetry) = (guard.clone(), telemetry.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::log_request))
+            .app_data(telemetry.clone())
+            .app_data(guard.clone())
+            .service(routes::metrics)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((addr, handle))
 }
 
 /// With `--dev`, starts the development issuer at `http://{addr}/oauth2/default` and makes

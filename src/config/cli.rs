@@ -134,6 +134,61 @@ pub struct Cli {
     )]
     pub cors_allowed_origins: String,
 
+    /// Seconds from SIGTERM (or SIGINT) to exit, all included: the drain, then the requests
+    /// in flight. Match it to the orchestrator's grace period (Kubernetes: 30).
+    #[arg(
+        long,
+        env = "SHUTDOWN_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "30"
+    )]
+    pub shutdown_timeout_secs: String,
+
+    /// Seconds to keep serving after SIGTERM while /health/ready answers 503, so load
+    /// balancers that probe it stop sending first. Less than SHUTDOWN_TIMEOUT_SECS; 0 stops
+    /// accepting at once.
+    #[arg(
+        long,
+        env = "SHUTDOWN_DRAIN_SECS",
+        value_name = "SECS",
+        default_value = "10"
+    )]
+    pub shutdown_drain_secs: String,
+
+    /// Seconds an idle keep-alive connection stays open. Keep it above the load balancer's
+    /// idle timeout (AWS ALB and nginx: 60; Google Cloud: 600, so use 620 there).
+    #[arg(
+        long,
+        env = "KEEP_ALIVE_SECS",
+        value_name = "SECS",
+        default_value = "75"
+    )]
+    pub keep_alive_secs: String,
+
+    /// Proxies whose Forwarded / X-Forwarded-For headers are believed, as comma-separated
+    /// CIDRs or addresses (e.g. `10.0.0.0/8,127.0.0.1`). Default: none, the client is the peer.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+
+    /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
+    /// BIND_ADDR. Default: /metrics on BIND_ADDR.
+    #[arg(long, env = "METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Log format: `text` for people, `json` for log shippers (one object per line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: String,
+
     /// Log filter, env_logger syntax (e.g. `info`, `api_guard=debug`).
     #[arg(
         long = "log",

@@ -7,7 +7,8 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::{Host, Url};
 
-use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, Issuer, IssuerUrl, error};
+use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, Issuer, IssuerUrl, LogFormat, error};
+use crate::telemetry::TrustedProxies;
 
 pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
     let issuer = non_empty(&cli.issuer);
@@ -234,6 +235,34 @@ pub(super) fn origins(value: &str) -> Result<Vec<String>, ConfigError> {
         origins.push(origin);
     }
     Ok(origins)
+}
+
+pub(super) fn trusted_proxies(value: &str) -> Result<TrustedProxies, ConfigError> {
+    TrustedProxies::parse(value)
+        .map_err(|problem| error("TRUSTED_PROXIES (--trusted-proxies)", problem))
+}
+
+pub(super) fn metrics_addr(value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|_| {
+            error(
+                "METRICS_ADDR (--metrics-addr)",
+                format!("`{value}` is not an address:port, e.g. 127.0.0.1:9090 or 0.0.0.0:9090"),
+            )
+        }),
+    }
+}
+
+pub(super) fn log_format(value: &str) -> Result<LogFormat, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(error(
+            "LOG_FORMAT (--log-format)",
+            format!("`{value}` is not a log format; use `text` (the default) or `json`"),
+        )),
+    }
 }
 
 pub(super) fn seconds(setting: &'static str, value: &str) -> Result<u64, ConfigError> {

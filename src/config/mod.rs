@@ -8,6 +8,7 @@ mod cli;
 mod fields;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
@@ -15,9 +16,10 @@ pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 pub use fields::is_https_or_loopback;
 
 use crate::auth::jwks::RefreshPolicy;
+use crate::telemetry::TrustedProxies;
 use fields::{
-    algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, non_empty,
-    non_empty_setting, origins, scopes, seconds, workers,
+    algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
+    metrics_addr, non_empty, non_empty_setting, origins, scopes, seconds, trusted_proxies, workers,
 };
 
 /// Where tokens come from.
@@ -45,6 +47,26 @@ impl IssuerUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// How log records are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per record, for people. The default.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// What happens between SIGTERM (or SIGINT) and exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// From the signal to exit, all included (`SHUTDOWN_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// How long the service keeps serving, unready, before it stops accepting
+    /// (`SHUTDOWN_DRAIN_SECS`); less than `timeout`.
+    pub drain: Duration,
 }
 
 /// A client secret: never printed by `Debug`.
@@ -94,6 +116,16 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// env_logger filter.
     pub log_filter: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Graceful shutdown timing.
+    pub shutdown: Shutdown,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
+    /// Proxies whose forwarding headers name the client in logs.
+    pub trusted_proxies: TrustedProxies,
+    /// A separate listen address for `/metrics`, or `None` to serve it on `bind`.
+    pub metrics_addr: Option<SocketAddr>,
     /// The development issuer's client id (with `--dev`).
     pub dev_client_id: String,
     /// The development issuer's client secret (with `--dev`).
@@ -207,6 +239,28 @@ impl Config {
                 "must not be less than AUTH_JWKS_MIN_REFRESH_SECS",
             ));
         }
+        let shutdown = Shutdown {
+            timeout: duration(
+                "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout-secs)",
+                &cli.shutdown_timeout_secs,
+                1..=3600,
+            )?,
+            drain: duration(
+                "SHUTDOWN_DRAIN_SECS (--shutdown-drain-secs)",
+                &cli.shutdown_drain_secs,
+                0..=3600,
+            )?,
+        };
+        if shutdown.drain >= shutdown.timeout {
+            return Err(error(
+                "SHUTDOWN_DRAIN_SECS (--shutdown-drain-secs)",
+                format!(
+                    "`{}` must be less than SHUTDOWN_TIMEOUT_SECS ({}), to leave time for the requests in flight",
+                    shutdown.drain.as_secs(),
+                    shutdown.timeout.as_secs()
+                ),
+            ));
+        }
         Ok(Config {
             issuer,
             audiences: audiences(&cli.audience)?,
@@ -219,6 +273,15 @@ impl Config {
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
             log_filter: log_filter(&cli.log_filter)?,
+            log_format: log_format(&cli.log_format)?,
+            shutdown,
+            keep_alive: duration(
+                "KEEP_ALIVE_SECS (--keep-alive-secs)",
+                &cli.keep_alive_secs,
+                1..=3600,
+            )?,
+            trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
+            metrics_addr: metrics_addr(cli.metrics_addr.as_deref())?,
             dev_client_id: non_empty_setting("DEV_CLIENT_ID (--dev-client-id)", cli.dev_client_id)?,
             dev_client_secret: ClientSecret(non_empty_setting(
                 "DEV_CLIENT_SECRET (--dev-client-secret)",

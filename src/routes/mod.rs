@@ -2,12 +2,16 @@
 
 mod health;
 mod hello;
+mod prometheus;
 mod whoami;
+
+pub use prometheus::metrics;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-/// Registers every route of the sample service. The auth [`Guard`](crate::Guard) must be
+/// Registers every route of the sample service but `/metrics` (see [`metrics`]), which the
+/// service serves here or on its own listener. The auth [`Guard`](crate::Guard) must be
 /// registered too (see [`crate::configure`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)
@@ -17,7 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> HttpResponse {
+/// 404 with a JSON body, for paths no route matches.
+pub async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .json(json!({"error": "not_found", "error_description": "no such route"}))
 }

@@ -31,6 +31,8 @@ impl DevService {
             .arg("--dev")
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
+            // Exit soon after SIGTERM: the drain itself is tested in `shutdown`.
+            .env("SHUTDOWN_DRAIN_SECS", "0")
             .spawn()
             .expect("the binary starts");
         let (line_tx, lines) = channel();

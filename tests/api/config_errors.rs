@@ -115,6 +115,12 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a zero cooldown", &[issuer, ("AUTH_JWKS_COOLDOWN_SECS", "0"), port_0], &[], &["AUTH_JWKS_COOLDOWN_SECS", "`0`"]),
         ("a max staleness that is not a number", &[issuer, ("AUTH_JWKS_MAX_STALE_SECS", "1d"), port_0], &[], &["AUTH_JWKS_MAX_STALE_SECS", "`1d`"]),
         ("a malformed log filter", &[issuer, ("RUST_LOG", "x==="), port_0], &[], &["RUST_LOG", "`x===`"]),
+        ("an unknown log format", &[issuer, ("LOG_FORMAT", "yaml"), port_0], &[], &["LOG_FORMAT", "`yaml`", "json"]),
+        ("a drain as long as the shutdown timeout", &[issuer, ("SHUTDOWN_DRAIN_SECS", "30"), port_0], &[], &["SHUTDOWN_DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS"]),
+        ("a zero shutdown timeout", &[issuer, ("SHUTDOWN_TIMEOUT_SECS", "0"), port_0], &[], &["SHUTDOWN_TIMEOUT_SECS", "`0`"]),
+        ("a zero keep-alive", &[issuer, ("KEEP_ALIVE_SECS", "0"), port_0], &[], &["KEEP_ALIVE_SECS", "`0`"]),
+        ("a trusted proxy that is a host name", &[issuer, ("TRUSTED_PROXIES", "10.0.0.0/8,lb.internal"), port_0], &[], &["TRUSTED_PROXIES", "`lb.internal`"]),
+        ("a metrics address without a port", &[issuer, ("METRICS_ADDR", "127.0.0.1"), port_0], &[], &["METRICS_ADDR", "`127.0.0.1`"]),
         ("an empty dev client secret", &[("DEV_CLIENT_SECRET", " "), port_0], &["--dev"], &["DEV_CLIENT_SECRET", "empty"]),
     ];
     for (case, env, args, needles) in cases {
@@ -214,6 +220,12 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("WORKERS", Some("Default: the number of cores")),
         ("CORS_ALLOWED_ORIGINS", Some("[default: \"\"]")),
         ("RUST_LOG", Some("[default: info]")),
+        ("LOG_FORMAT", Some("[default: text]")),
+        ("SHUTDOWN_TIMEOUT_SECS", Some("[default: 30]")),
+        ("SHUTDOWN_DRAIN_SECS", Some("[default: 10]")),
+        ("KEEP_ALIVE_SECS", Some("[default: 75]")),
+        ("TRUSTED_PROXIES", Some("[default: \"\"]")),
+        ("METRICS_ADDR", Some("Default: /metrics on BIND_ADDR")),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)

@@ -12,5 +12,8 @@ mod helpers;
 mod issuer_outage;
 mod key_rotation;
 mod library;
+mod observability;
+mod process;
 mod rfc6750;
+mod shutdown;
 mod token_shapes;

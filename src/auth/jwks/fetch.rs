@@ -35,6 +35,73 @@ pub enum Source {
     },
 }
 
+/// How a fetch ended, for the `api_guard_jwks_fetches_total` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchOutcome {
+    /// A usable key set was loaded.
+    Success,
+    /// No metadata document named a usable `jwks_uri`.
+    Discovery,
+    /// The connection failed (refused, DNS, TLS).
+    Unreachable,
+    /// No complete answer in time.
+    Timeout,
+    /// The server answered with a status other than 2xx.
+    Status,
+    /// The body could not be read or was too large.
+    Body,
+    /// The body is not a JWK set.
+    InvalidJwks,
+    /// The JWK set holds no key we can verify with.
+    NoUsableKey,
+}
+
+impl FetchOutcome {
+    /// Every outcome, in the order metrics list them.
+    pub const ALL: [FetchOutcome; 8] = [
+        FetchOutcome::Success,
+        FetchOutcome::Discovery,
+        FetchOutcome::Unreachable,
+        FetchOutcome::Timeout,
+        FetchOutcome::Status,
+        FetchOutcome::Body,
+        FetchOutcome::InvalidJwks,
+        FetchOutcome::NoUsableKey,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FetchOutcome::Success => "success",
+            FetchOutcome::Discovery => "discovery_failed",
+            FetchOutcome::Unreachable => "unreachable",
+            FetchOutcome::Timeout => "timeout",
+            FetchOutcome::Status => "http_status",
+            FetchOutcome::Body => "bad_body",
+            FetchOutcome::InvalidJwks => "invalid_jwks",
+            FetchOutcome::NoUsableKey => "no_usable_key",
+        }
+    }
+}
+
+/// A failed fetch: its kind, and one line for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct FetchError {
+    /// What kind of failure.
+    pub outcome: FetchOutcome,
+    /// What happened.
+    pub detail: String,
+}
+
+fn failure(outcome: FetchOutcome, detail: impl Into<String>) -> FetchError {
+    FetchError {
+        outcome,
+        detail: detail.into(),
+    }
+}
+
 /// A key set as fetched.
 pub struct Fetched {
     /// The usable keys.
@@ -73,7 +140,7 @@ impl Fetcher {
 
     /// Fetches the key set, discovering its URL first if needed. The error is one line for
     /// the operator's log.
-    pub async fn fetch(&mut self) -> Result<Fetched, String> {
+    pub async fn fetch(&mut self) -> Result<Fetched, FetchError> {
         let uri = match (&self.source, &self.discovered) {
             (Source::Fixed { jwks_uri }, _) => jwks_uri.clone(),
             (Source::Discover { .. }, Some(uri)) => uri.clone(),
@@ -91,11 +158,15 @@ impl Fetcher {
         result
     }
 
-    async fn fetch_keys(&self, uri: &str) -> Result<Fetched, String> {
+    async fn fetch_keys(&self, uri: &str) -> Result<Fetched, FetchError> {
         let (body, cache_control) = self.get(uri).await?;
-        let keys = KeySet::from_json(&body).map_err(|e| format!("JWKS at {uri}: {e}"))?;
+        let keys = KeySet::from_json(&body)
+            .map_err(|e| failure(FetchOutcome::InvalidJwks, format!("JWKS at {uri}: {e}")))?;
         if keys.is_empty() {
-            return Err(format!("JWKS at {uri} holds no usable signing key"));
+            return Err(failure(
+                FetchOutcome::NoUsableKey,
+                format!("JWKS at {uri} holds no usable signing key"),
+            ));
         }
         let max_age = cache_control.as_deref().and_then(policy::max_age);
         Ok(Fetched {
@@ -106,7 +177,7 @@ impl Fetcher {
     }
 
     /// Tries the metadata locations in turn; the first document whose `issuer` is ours wins.
-    async fn discover(&self, issuer: &str) -> Result<String, String> {
+    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
         let mut failures = Vec::new();
         for url in metadata_urls(issuer) {
             match self.metadata(&url, issuer).await {
@@ -117,7 +188,10 @@ impl Fetcher {
                 Err(why) => failures.push(why),
             }
         }
-        Err(format!("discovery failed: {}", failures.join("; ")))
+        Err(failure(
+            FetchOutcome::Discovery,
+            format!("discovery failed: {}", failures.join("; ")),
+        ))
     }
 
     async fn metadata(&self, url: &str, issuer: &str) -> Result<String, String> {
@@ -126,7 +200,7 @@ impl Fetcher {
             issuer: Option<String>,
             jwks_uri: Option<String>,
         }
-        let (body, _) = self.get(url).await?;
+        let (body, _) = self.get(url).await.map_err(|e| e.detail)?;
         let metadata: Metadata = serde_json::from_slice(&body)
             .map_err(|_| format!("{url} is not a JSON metadata document"))?;
         // RFC 8414 §3.3: the issuer in the metadata must be identical to the one we expect.
@@ -163,27 +237,40 @@ impl Fetcher {
     }
 
     /// One GET, bounded as a whole: connect, headers and body within [`REQUEST_TIMEOUT`].
-    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), FetchError> {
         tokio::time::timeout(REQUEST_TIMEOUT, self.get_unbounded(url))
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "GET {url}: no complete answer within {}s",
-                    REQUEST_TIMEOUT.as_secs()
+                Err(failure(
+                    FetchOutcome::Timeout,
+                    format!(
+                        "GET {url}: no complete answer within {}s",
+                        REQUEST_TIMEOUT.as_secs()
+                    ),
                 ))
             })
     }
 
-    async fn get_unbounded(&self, url: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    async fn get_unbounded(&self, url: &str) -> Result<(Vec<u8>, Option<String>), FetchError> {
         let mut response = self
             .client
             .get(url)
             .insert_header((header::ACCEPT, "application/json"))
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| {
+                let outcome = if matches!(e, awc::error::SendRequestError::Timeout) {
+                    FetchOutcome::Timeout
+                } else {
+                    FetchOutcome::Unreachable
+                };
+                failure(outcome, format!("GET {url}: {e}"))
+            })?;
         if !response.status().is_success() {
-            return Err(format!("GET {url}: status {}", response.status()));
+            return Err(failure(
+                FetchOutcome::Status,
+                format!("GET {url}: status {}", response.status()),
+            ));
         }
         let cache_control = response
             .headers()
@@ -194,7 +281,7 @@ impl Fetcher {
             .body()
             .limit(MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| format!("GET {url}: body: {e}"))?;
+            .map_err(|e| failure(FetchOutcome::Body, format!("GET {url}: body: {e}")))?;
         Ok((body.to_vec(), cache_control))
     }
 }

@@ -10,13 +10,16 @@ mod fetch;
 mod keyset;
 mod policy;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, watch};
 
-pub use fetch::{CONNECT_TIMEOUT, MAX_DOCUMENT_BYTES, REQUEST_TIMEOUT, Source};
+pub use fetch::{
+    CONNECT_TIMEOUT, FetchError, FetchOutcome, MAX_DOCUMENT_BYTES, REQUEST_TIMEOUT, Source,
+};
 pub use keyset::{Key, KeyKind, KeySet};
 pub use policy::{OnDemand, RefreshPolicy};
 
@@ -41,6 +44,8 @@ struct Shared {
     /// Counts completed fetch attempts (success or failure); askers wait for it to move.
     completed: watch::Sender<u64>,
     policy: RefreshPolicy,
+    /// Fetches by outcome, indexed like [`FetchOutcome::ALL`].
+    fetches: [AtomicU64; FetchOutcome::ALL.len()],
 }
 
 #[derive(Default)]
@@ -83,6 +88,7 @@ impl JwksStore {
             }),
             completed: watch::Sender::new(0),
             policy,
+            fetches: Default::default(),
         });
         let refresher = Refresher {
             shared: Arc::downgrade(&shared),
@@ -154,6 +160,14 @@ impl JwksStore {
         }
     }
 
+    /// How many fetches ended with each outcome since start-up.
+    pub fn fetch_counts(&self) -> [(FetchOutcome, u64); FetchOutcome::ALL.len()] {
+        FetchOutcome::ALL.map(|outcome| {
+            let count = self.shared.fetches[outcome as usize].load(Ordering::Relaxed);
+            (outcome, count)
+        })
+    }
+
     /// Where the store stands.
     pub fn status(&self) -> Status {
         let state = self.shared.lock();
@@ -176,8 +190,12 @@ impl Shared {
     }
 
     /// Records a finished fetch and returns when the next scheduled one is due.
-    fn complete(&self, outcome: Result<Fetched, String>) -> Instant {
+    fn complete(&self, outcome: Result<Fetched, FetchError>) -> Instant {
         let now = Instant::now();
+        let kind = outcome
+            .as_ref()
+            .map_or_else(|e| e.outcome, |_| FetchOutcome::Success);
+        self.fetches[kind as usize].fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         state.in_flight = false;
         let next = match outcome {
@@ -209,7 +227,7 @@ impl Shared {
                     state.consecutive_failures,
                     next.saturating_duration_since(now).as_millis()
                 );
-                state.last_error = Some(why);
+                state.last_error = Some(why.detail);
                 next
             }
         };
@@ -261,7 +279,10 @@ impl Refresher {
                 let outcome = tokio::time::timeout(FETCH_DEADLINE, fetcher.fetch())
                     .await
                     .unwrap_or_else(|_| {
-                        Err(format!("no answer within {}s", FETCH_DEADLINE.as_secs()))
+                        Err(FetchError {
+                            outcome: FetchOutcome::Timeout,
+                            detail: format!("no answer within {}s", FETCH_DEADLINE.as_secs()),
+                        })
                     });
                 next = shared.complete(outcome);
             }

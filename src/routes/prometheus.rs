@@ -1,0 +1,54 @@
+//! `GET /metrics`: Prometheus text (DESIGN.md, "Routes of the sample service"). Bind it
+//! privately in production with `METRICS_ADDR`.
+
+use actix_web::{HttpRequest, HttpResponse, get};
+
+use crate::Guard;
+use crate::telemetry::{CONTENT_TYPE, Exposition, Telemetry};
+
+/// The request metrics, then the values read from shared state at scrape time.
+#[get("/metrics")]
+pub async fn metrics(req: HttpRequest) -> HttpResponse {
+    let mut out = Exposition::default();
+    if let Some(telemetry) = req.app_data::<Telemetry>() {
+        telemetry.metrics().expose(&mut out);
+        let draining = u8::from(telemetry.drain().is_draining());
+        out.gauge(
+            "api_guard_draining",
+            "1 once SIGTERM started the drain",
+            draining,
+        );
+    }
+    if let Some(guard) = req.app_data::<Guard>() {
+        read_from_guard(&mut out, guard);
+    }
+    HttpResponse::Ok()
+        .content_type(CONTENT_TYPE)
+        .body(out.into_text())
+}
+
+/// Metrics read from the guard when scraped: one line each.
+fn read_from_guard(out: &mut Exposition, guard: &Guard) {
+    let store = guard.store();
+    let status = store.status();
+    out.gauge(
+        "api_guard_jwks_keys",
+        "Signing keys in the current key set (0: none loaded)",
+        status.keys,
+    );
+    if let Some(age) = status.age {
+        out.gauge(
+            "api_guard_jwks_age_seconds",
+            "Seconds since the current key set was fetched",
+            age.as_secs_f64(),
+        );
+    }
+    out.counter_family(
+        "api_guard_jwks_fetches_total",
+        "Key-set fetches (discovery included) by outcome",
+        "outcome",
+        store
+            .fetch_counts()
+            .map(|(outcome, n)| (outcome.label(), n)),
+    );
+}

@@ -1,0 +1,135 @@
+//! Graceful shutdown (DESIGN.md, "Who uses it": an operator's replicas behind a load
+//! balancer).
+//!
+//! On SIGTERM or SIGINT: `/health/ready` answers 503 at once and every response closes its
+//! connection, while the service keeps serving for `SHUTDOWN_DRAIN_SECS` so balancers that
+//! probe readiness stop sending. Then it stops accepting, lets the requests in flight
+//! finish, and returns within `SHUTDOWN_TIMEOUT_SECS` of the signal, whatever they do. A
+//! second signal stops at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::startup::Application;
+
+/// Whether the service is draining: shared by the readiness route, the request log
+/// middleware (which closes connections while draining) and the shutdown sequence.
+#[derive(Debug, Clone, Default)]
+pub struct Drain(Arc<AtomicBool>);
+
+impl Drain {
+    /// Marks the service as going away.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Drain::start`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// SIGTERM and SIGINT, as one stream.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// How often the last phase looks at the number of requests in flight.
+const POLL: Duration = Duration::from_millis(20);
+
+impl Application {
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully (see the module docs).
+    /// Returns `Ok` after a signal, whether or not every request finished in time.
+    pub async fn run_until_signalled(mut self) -> std::io::Result<()> {
+        let mut signals = Signals::new()?;
+        let first = tokio::select! {
+            name = signals.next() => name,
+            result = &mut self.server => return result.map_err(std::io::Error::other)?,
+        };
+        let settings = self.shutdown;
+        let deadline = Instant::now() + settings.timeout;
+        self.drain.start();
+        log::info!(
+            "{first} received: /health/ready answers 503; still serving for {}s (SHUTDOWN_DRAIN_SECS), then finishing requests in flight; exit within {}s (SHUTDOWN_TIMEOUT_SECS)",
+            settings.drain.as_secs(),
+            settings.timeout.as_secs()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(settings.drain) => {}
+            name = signals.next() => {
+                    self.stop_now(name);
+                    return Ok(());
+                },
+            result = &mut self.server => return result.map_err(std::io::Error::other)?,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        log::info!(
+            "drain over: no longer accepting connections; waiting up to {}s for {} request(s) in flight",
+            left.as_secs(),
+            self.telemetry.in_flight()
+        );
+        self.stop_servers(true);
+        let mut poll = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                _ = poll.tick() => if self.telemetry.in_flight() == 0 {
+                    log::info!("stopped: every request in flight finished");
+                    return Ok(());
+                },
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    log::warn!(
+                        "stopped: SHUTDOWN_TIMEOUT_SECS ({}s) passed with {} request(s) still in flight; they are cut off",
+                        settings.timeout.as_secs(),
+                        self.telemetry.in_flight()
+                    );
+                    self.stop_servers(false);
+                    return Ok(());
+                }
+                name = signals.next() => {
+                    self.stop_now(name);
+                    return Ok(());
+                },
+                result = &mut self.server => {
+                    log::info!("stopped: every connection closed");
+                    return result.map_err(std::io::Error::other)?;
+                }
+            }
+        }
+    }
+
+    fn stop_now(&self, signal: &str) {
+        log::warn!(
+            "second signal ({signal}): stopping now; {} request(s) in flight are cut off",
+            self.telemetry.in_flight()
+        );
+        self.stop_servers(false);
+    }
+
+    /// Sends the stop command to every listener's server; the command is sent at once, so
+    /// the completion futures are not awaited.
+    fn stop_servers(&self, graceful: bool) {
+        for handle in self.handles() {
+            drop(handle.stop(graceful));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Logging and metrics: one line per request with method, path, status, latency, request
+//! id, client address and, on a rejection, its reason; the same request counted in
+//! [`Metrics`]. Never the token: the query string is not logged either.
+
+mod client;
+mod logger;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+
+pub use client::TrustedProxies;
+pub use logger::init as init_logger;
+pub use metrics::{CONTENT_TYPE, Exposition, InFlight, Metrics};
+
+use crate::auth::Error;
+use crate::shutdown::Drain;
+
+/// The header carrying the request id, taken from the caller or generated, and echoed.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// What the request-log middleware needs besides the request: the trusted proxies, the
+/// metrics, and whether the service is draining. Register it as app data; without it the
+/// middleware logs the peer address and counts nothing.
+#[derive(Clone, Default)]
+pub struct Telemetry(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    trusted: TrustedProxies,
+    metrics: Metrics,
+    drain: Drain,
+}
+
+impl Telemetry {
+    /// Telemetry believing forwarding headers from `trusted`, closing connections once
+    /// `drain` starts.
+    pub fn new(trusted: TrustedProxies, drain: Drain) -> Self {
+        Telemetry(Arc::new(Inner {
+            trusted,
+            metrics: Metrics::default(),
+            drain,
+        }))
+    }
+
+    /// The request metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Requests being served right now.
+    pub fn in_flight(&self) -> u64 {
+        self.0.metrics.in_flight()
+    }
+
+    /// Whether the service is draining.
+    pub fn drain(&self) -> &Drain {
+        &self.0.drain
+    }
+}
+
+/// The request-log middleware: `App::new().wrap(from_fn(api_guard::telemetry::log_request))`.
+pub async fn log_request<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_acceptable_id(v))
+        .map_or_else(generate_id, str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let telemetry = req.app_data::<Telemetry>().cloned();
+    let _in_flight = telemetry.as_ref().map(|t| t.metrics().start_request());
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    let client = match (&telemetry, peer) {
+        (Some(t), Some(peer)) => Some(t.0.trusted.client(peer, req.headers())),
+        (None, Some(peer)) => Some(peer.to_canonical()),
+        (_, None) => None,
+    };
+    let client = client.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    let route = req.match_pattern();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let log = |status: StatusCode, error: Option<&actix_web::Error>| {
+        let reason = error
+            .and_then(|e| e.as_error::<Error>())
+            .map(Error::reason_code);
+        let latency = started.elapsed();
+        if let Some(t) = &telemetry {
+            let route = route.as_deref().unwrap_or("unmatched");
+            t.metrics().record(route, status.as_u16(), latency, reason);
+        }
+        let millis = latency.as_secs_f64() * 1000.0;
+        let status = status.as_u16();
+        let level = if status >= 500 {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        let tail = reason.map(|r| format!(" reason={r}")).unwrap_or_default();
+        log::log!(
+            target: "api_guard::request",
+            level,
+            method:% = method,
+            path = path.as_str(),
+            status,
+            latency_ms = (millis * 10.0).round() / 10.0,
+            request_id = id.as_str(),
+            client = client.as_str(),
+            reason;
+            "{method} {path} {status} {millis:.1}ms id={id} client={client}{tail}"
+        );
+    };
+
+    match next.call(req).await {
+        Ok(mut response) => {
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            if telemetry.as_ref().is_some_and(|t| t.drain().is_draining()) {
+                // Balancers that pool connections drop ours before we stop accepting.
+                response
+                    .response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
+            }
+            log(response.status(), response.response().error());
+            Ok(response)
+        }
+        Err(error) => {
+            // actix turns the error into the response after us; log what it will send.
+            log(error.as_response_error().status_code(), Some(&error));
+            Err(error)
+        }
+    }
+}
+
+/// Printable ASCII of sensible length, so a caller cannot inject into logs.
+fn is_acceptable_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn generate_id() -> String {
+    let mut bytes = [0u8; 12];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return format!("{:x}", std::process::id());
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_short_printable_ascii() {
+        assert!(is_acceptable_id("abc-123"));
+        assert!(!is_acceptable_id(""));
+        assert!(!is_acceptable_id("a b"));
+        assert!(!is_acceptable_id(&"x".repeat(129)));
+        assert_eq!(generate_id().len(), 24);
+    }
+}

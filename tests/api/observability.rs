@@ -1,0 +1,240 @@
+//! `/metrics` (counts by route, status and reason; the key store's figures), `METRICS_ADDR`,
+//! the client address in the request log (`TRUSTED_PROXIES`) and `LOG_FORMAT=json`.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use crate::helpers::{client, spawn_app, spawn_app_with};
+use crate::process::Service;
+
+async fn scrape(base: &str) -> (u16, String, String) {
+    let mut response = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("the service answers");
+    let body = response.body().await.expect("a body");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (
+        response.status().as_u16(),
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[track_caller]
+fn assert_sample(text: &str, sample: &str) {
+    assert!(
+        text.lines().any(|line| line == sample),
+        "no `{sample}` in\n{text}"
+    );
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key_fetches() {
+    let app = spawn_app().await;
+    let token = app.token();
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/hello", &[]).await.status, 200);
+    }
+    assert_eq!(app.whoami(&token).await.status, 200);
+    assert_eq!(app.get("/api/whoami", &[]).await.status, 401);
+    assert_eq!(app.whoami("not.a.token").await.status, 401);
+    assert_eq!(app.whoami("also.not.one").await.status, 401);
+    assert_eq!(app.get("/no/such/path", &[]).await.status, 404);
+    assert_eq!(app.get("/another/missing", &[]).await.status, 404);
+
+    let (status, content_type, text) = scrape(&app.address).await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    for sample in [
+        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",status="401"} 3"#,
+        r#"api_guard_http_requests_total{route="unmatched",status="404"} 2"#,
+        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami"} 4"#,
+        r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",le="+Inf"} 2"#,
+        r#"api_guard_auth_rejections_total{reason="no_header"} 1"#,
+        r#"api_guard_auth_rejections_total{reason="malformed"} 2"#,
+        r#"api_guard_jwks_fetches_total{outcome="success"} 1"#,
+        r#"api_guard_jwks_fetches_total{outcome="unreachable"} 0"#,
+        "api_guard_jwks_keys 1",
+        "api_guard_http_requests_in_flight 1",
+        "api_guard_draining 0",
+    ] {
+        assert_sample(&text, sample);
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("api_guard_jwks_age_seconds ")),
+        "{text}"
+    );
+    // Paths nobody routes share one label: the label set stays bounded.
+    assert!(!text.contains("/no/such/path"), "{text}");
+    // The request log's /metrics request is counted once it is done.
+    let (_, _, again) = scrape(&app.address).await;
+    assert_sample(
+        &again,
+        r#"api_guard_http_requests_total{route="/metrics",status="200"} 1"#,
+    );
+}
+
+#[actix_web::test]
+async fn metrics_addr_moves_metrics_to_their_own_listener() {
+    let app = spawn_app_with(|config| {
+        config.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let metrics = format!(
+        "http://{}",
+        app.app.metrics_addr().expect("a metrics listener")
+    );
+    assert_eq!(app.get("/api/hello", &[]).await.status, 200);
+    let public = app.get("/metrics", &[]).await;
+    assert_eq!(public.status, 404, "the public listener serves /metrics");
+    let (status, _, text) = scrape(&metrics).await;
+    assert_eq!(status, 200);
+    assert_sample(
+        &text,
+        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 1"#,
+    );
+    assert_sample(
+        &text,
+        r#"api_guard_http_requests_total{route="unmatched",status="404"} 1"#,
+    );
+    assert_sample(&text, "api_guard_jwks_keys 1");
+    let api_on_metrics = client()
+        .get(format!("{metrics}/api/hello"))
+        .send()
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(
+        api_on_metrics.status().as_u16(),
+        404,
+        "the API leaks onto METRICS_ADDR"
+    );
+}
+
+async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = client().get(format!("{base}{path}"));
+    for header in headers {
+        request = request.insert_header(*header);
+    }
+    request
+        .send()
+        .await
+        .expect("the service answers")
+        .status()
+        .as_u16()
+}
+
+const SPOOFED: (&str, &str) = ("X-Forwarded-For", "6.6.6.6, 198.51.100.7");
+
+#[actix_web::test]
+async fn json_logs_are_one_object_per_line_with_the_request_fields_and_the_forwarded_client() {
+    let mut service = Service::start(
+        &[
+            ("LOG_FORMAT", "json"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("RUST_LOG", "info"),
+        ],
+        &["--dev"],
+    );
+    let base = service.base();
+    assert_eq!(
+        get_with(&base, "/api/hello", &[("X-Request-Id", "json-1"), SPOOFED]).await,
+        200
+    );
+    let bearer = ("Authorization", "Bearer secret-looking.token.value");
+    assert_eq!(
+        get_with(&base, "/api/whoami", &[("X-Request-Id", "json-2"), bearer]).await,
+        401
+    );
+    let stderr = service.stop();
+
+    let mut records = Vec::new();
+    for line in stderr.lines() {
+        let record: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(record[field].is_string(), "{field} missing: {line}");
+        }
+        let ts = record["ts"].as_str().unwrap();
+        assert!(
+            ts.len() >= 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "{ts}"
+        );
+        records.push(record);
+    }
+    let request = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request record {id} in\n{stderr}"))
+            .clone()
+    };
+    let hello = request("json-1");
+    assert_eq!(hello["target"], "api_guard::request");
+    assert_eq!(hello["method"], "GET");
+    assert_eq!(hello["path"], "/api/hello");
+    assert_eq!(hello["status"], 200);
+    assert!(hello["latency_ms"].is_number(), "{hello}");
+    assert_eq!(
+        hello["client"], "198.51.100.7",
+        "the trusted peer's X-Forwarded-For"
+    );
+    assert!(hello["reason"].is_null(), "{hello}");
+    let whoami = request("json-2");
+    assert_eq!(
+        (&whoami["status"], &whoami["reason"]),
+        (&401.into(), &"malformed".into())
+    );
+    assert_eq!(whoami["client"], "127.0.0.1");
+    assert!(
+        !stderr.contains("secret-looking"),
+        "the token is in the log"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["msg"].as_str().unwrap_or("").contains("SIGTERM received")),
+        "the shutdown steps are JSON records too"
+    );
+}
+
+#[actix_web::test]
+async fn forwarded_headers_from_an_untrusted_peer_do_not_change_the_logged_client() {
+    let mut service = Service::start(&[("RUST_LOG", "info")], &["--dev"]);
+    let base = service.base();
+    assert_eq!(
+        get_with(&base, "/api/hello", &[("X-Request-Id", "text-1"), SPOOFED]).await,
+        200
+    );
+    let forwarded = ("Forwarded", "for=198.51.100.7");
+    assert_eq!(
+        get_with(
+            &base,
+            "/api/hello",
+            &[("X-Request-Id", "text-2"), forwarded]
+        )
+        .await,
+        200
+    );
+    let stderr = service.stop();
+    for id in ["text-1", "text-2"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!(" id={id} ")))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{stderr}"));
+        assert!(line.contains(" client=127.0.0.1"), "{line}");
+    }
+}
