@@ -8,12 +8,14 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::rt::task::JoinHandle;
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 
 use crate::auth::Guard;
 use crate::config::{Config, Issuer};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
+use crate::public_url::PublicUrl;
+use crate::routes::Published;
 use crate::{routes, telemetry};
 
 /// Why the service could not start. Like a [`ConfigError`](crate::ConfigError), one line.
@@ -89,13 +91,18 @@ impl Application {
         let guard = Guard::start(&config)?;
         let issuer = guard.validator().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
+        let published = web::Data::new(published(&config, &issuer, &dev_issuer));
+        let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
         #[cfg(feature = "dev-issuer")]
         let app_dev_issuer = dev_issuer.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(from_fn(crate::auth::advertise_resource_metadata))
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(from_fn(telemetry::log_request))
+                .app_data(public_url.clone())
+                .app_data(published.clone())
                 .configure(crate::auth::configure(app_guard.clone()));
             #[cfg(feature = "dev-issuer")]
             let app = app.configure(|cfg| {
@@ -175,6 +182,36 @@ fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSl
     let dev = DevIssuer::new(settings).map_err(|e| std::io::Error::other(e.to_string()))?;
     config.issuer = Issuer::Url(crate::config::IssuerUrl::parse(&issuer)?);
     Ok((config, Some(dev)))
+}
+
+/// What `/openapi.json` and the protected-resource metadata say: with `--dev`, the
+/// development issuer's token endpoint and the scopes it grants.
+#[cfg(feature = "dev-issuer")]
+fn published(config: &Config, issuer: &str, dev: &DevSlot) -> Published {
+    match dev {
+        Some(dev) => Published::new(
+            issuer,
+            Some(dev.token_endpoint()),
+            &config.required_scopes,
+            &dev.settings().scopes,
+        ),
+        None => Published::new(
+            issuer,
+            config.token_url.clone(),
+            &config.required_scopes,
+            &[],
+        ),
+    }
+}
+
+#[cfg(not(feature = "dev-issuer"))]
+fn published(config: &Config, issuer: &str, _: &DevSlot) -> Published {
+    Published::new(
+        issuer,
+        config.token_url.clone(),
+        &config.required_scopes,
+        &[],
+    )
 }
 
 #[cfg(not(feature = "dev-issuer"))]

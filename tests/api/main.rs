@@ -12,5 +12,6 @@ mod helpers;
 mod issuer_outage;
 mod key_rotation;
 mod library;
+mod openapi;
 mod rfc6750;
 mod token_shapes;
