@@ -41,6 +41,7 @@ pub mod auth;
 pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
+pub mod public_url;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;

@@ -19,12 +19,17 @@ async fn main() -> ExitCode {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
+    // Before start-up, so that a SIGTERM during it is handled, not the default exit.
+    let signals = match api_guard::shutdown::Signals::listen() {
+        Ok(signals) => signals,
+        Err(error) => return fail(&error),
+    };
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };
     api_guard::startup::print_banner(&app);
-    match app.run_until_signalled().await {
+    match app.run_until_signalled(signals).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

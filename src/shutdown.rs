@@ -6,6 +6,13 @@
 //! probe readiness stop sending. Then it stops accepting, lets the requests in flight
 //! finish, and returns within `SHUTDOWN_TIMEOUT_SECS` of the signal, whatever they do. A
 //! second signal stops at once.
+//!
+//! "Stops accepting" is done here rather than with actix's graceful `stop`: in actix-server
+//! 2.6 a worker whose accept thread ends before the worker has seen the stop command exits at
+//! once and drops its connections, answers in flight included. So the accept loop is paused
+//! and the listening socket shut (new connections are refused), the workers keep serving the
+//! connections they have, and the process ends once the count of requests in flight, which
+//! a request leaves only after its response is written, is zero.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,13 +40,17 @@ impl Drain {
 }
 
 /// SIGTERM and SIGINT, as one stream.
-struct Signals {
+/// SIGTERM and SIGINT, listened to from [`Signals::listen`] on: create it before anything a
+/// signal could interrupt (start-up), so that none falls on the default action and kills the
+/// process before the shutdown sequence runs.
+pub struct Signals {
     term: Signal,
     int: Signal,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Signals> {
+    /// Starts listening. Needs a Tokio runtime (the actix one).
+    pub fn listen() -> std::io::Result<Signals> {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
@@ -57,11 +68,13 @@ impl Signals {
 /// How often the last phase looks at the number of requests in flight.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long the last answers get to reach the socket once no request is in flight.
+const FLUSH_GRACE: Duration = Duration::from_millis(200);
+
 impl Application {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully (see the module docs).
     /// Returns `Ok` after a signal, whether or not every request finished in time.
-    pub async fn run_until_signalled(mut self) -> std::io::Result<()> {
-        let mut signals = Signals::new()?;
+    pub async fn run_until_signalled(mut self, mut signals: Signals) -> std::io::Result<()> {
         let first = tokio::select! {
             name = signals.next() => name,
             result = &mut self.server => return result.map_err(std::io::Error::other)?,
@@ -88,11 +101,15 @@ impl Application {
             left.as_secs(),
             self.telemetry.in_flight()
         );
-        self.stop_servers(true);
+        self.stop_accepting().await;
         let mut poll = tokio::time::interval(POLL);
         loop {
             tokio::select! {
                 _ = poll.tick() => if self.telemetry.in_flight() == 0 {
+                    // A request leaves the count when its worker drops the written body, a
+                    // moment before the same worker flushes it to the socket: let that finish
+                    // before the process exits.
+                    tokio::time::sleep(FLUSH_GRACE).await;
                     log::info!("stopped: every request in flight finished");
                     return Ok(());
                 },
@@ -123,6 +140,20 @@ impl Application {
             self.telemetry.in_flight()
         );
         self.stop_servers(false);
+    }
+
+    /// Stops taking new connections on the main listener: the accept loop is paused, then the
+    /// listening socket is shut so that connection attempts are refused rather than left
+    /// waiting in its backlog. Connections already open are served on.
+    async fn stop_accepting(&self) {
+        self.handle().pause().await;
+        if let Err(error) =
+            socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Read)
+        {
+            log::warn!(
+                "could not close the listening socket ({error}); new connections wait in its backlog until exit"
+            );
+        }
     }
 
     /// Sends the stop command to every listener's server; the command is sent at once, so

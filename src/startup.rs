@@ -14,6 +14,8 @@ use crate::auth::Guard;
 use crate::config::{Config, Issuer, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
+use crate::public_url::PublicUrl;
+use crate::routes::Published;
 use crate::shutdown::Drain;
 use crate::telemetry::Telemetry;
 use crate::{routes, telemetry};
@@ -67,6 +69,8 @@ pub struct Application {
     guard: Guard,
     handle: ServerHandle,
     pub(crate) server: JoinHandle<std::io::Result<()>>,
+    /// The main listening socket (shared with the server), shut when the drain is over.
+    pub(crate) listener: TcpListener,
     metrics: Option<(SocketAddr, ServerHandle)>,
     pub(crate) telemetry: Telemetry,
     pub(crate) drain: Drain,
@@ -112,6 +116,8 @@ impl Application {
         let guard = Guard::start(&config)?;
         let issuer = guard.validator().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
+        let published = web::Data::new(published(&config, &issuer, &dev_issuer));
+        let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
         let drain = Drain::default();
         let telemetry = Telemetry::new(config.trusted_proxies.clone(), drain.clone());
@@ -121,10 +127,13 @@ impl Application {
         let app_dev_issuer = dev_issuer.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(from_fn(crate::auth::advertise_resource_metadata))
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(app_telemetry.clone())
                 .app_data(app_drain.clone())
+                .app_data(public_url.clone())
+                .app_data(published.clone())
                 .configure(crate::auth::configure(app_guard.clone()));
             let app = if public_metrics {
                 app.service(routes::metrics)
@@ -141,10 +150,11 @@ impl Application {
         })
         .workers(config.workers)
         .keep_alive(config.keep_alive)
-        // The signals are ours (see `shutdown`); actix gets the budget left after the drain.
+        // The signals and the deadline are ours (see `shutdown`): actix's own graceful timeout
+        // is set past SHUTDOWN_TIMEOUT_SECS so it never cuts a request off before we decide to.
         .disable_signals()
-        .shutdown_timeout((config.shutdown.timeout - config.shutdown.drain).as_secs())
-        .listen(listener)?
+        .shutdown_timeout(config.shutdown.timeout.as_secs() + 1)
+        .listen(listener.try_clone()?)?
         .run();
         let handle = server.handle();
         let server = actix_web::rt::spawn(server);
@@ -159,6 +169,7 @@ impl Application {
             guard,
             handle,
             server,
+            listener,
             metrics,
             telemetry,
             drain,
@@ -266,6 +277,36 @@ fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSl
     let dev = DevIssuer::new(settings).map_err(|e| std::io::Error::other(e.to_string()))?;
     config.issuer = Issuer::Url(crate::config::IssuerUrl::parse(&issuer)?);
     Ok((config, Some(dev)))
+}
+
+/// What `/openapi.json` and the protected-resource metadata say: with `--dev`, the
+/// development issuer's token endpoint and the scopes it grants.
+#[cfg(feature = "dev-issuer")]
+fn published(config: &Config, issuer: &str, dev: &DevSlot) -> Published {
+    match dev {
+        Some(dev) => Published::new(
+            issuer,
+            Some(dev.token_endpoint()),
+            &config.required_scopes,
+            &dev.settings().scopes,
+        ),
+        None => Published::new(
+            issuer,
+            config.token_url.clone(),
+            &config.required_scopes,
+            &[],
+        ),
+    }
+}
+
+#[cfg(not(feature = "dev-issuer"))]
+fn published(config: &Config, issuer: &str, _: &DevSlot) -> Published {
+    Published::new(
+        issuer,
+        config.token_url.clone(),
+        &config.required_scopes,
+        &[],
+    )
 }
 
 #[cfg(not(feature = "dev-issuer"))]

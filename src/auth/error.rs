@@ -252,8 +252,8 @@ impl Error {
 }
 
 /// Appends `, name="value"` with RFC 7230 quoted-string escaping. Our values never hold
-/// quotes or backslashes, but scope names come from configuration.
-fn push_param(challenge: &mut String, name: &str, value: &str) {
+/// quotes or backslashes, but scope names come from configuration and paths from requests.
+pub(crate) fn push_param(challenge: &mut String, name: &str, value: &str) {
     challenge.push_str(", ");
     challenge.push_str(name);
     challenge.push_str("=\"");

@@ -52,6 +52,12 @@ pub struct Cli {
     #[arg(long, env = "AUTH_JWKS_URI", value_name = "URL")]
     pub jwks_uri: Option<String>,
 
+    /// The issuer's token endpoint, named in /openapi.json so that clients (Postman's
+    /// "Import > OpenAPI") know where to get a token. Default: the `token_endpoint` of the
+    /// issuer's metadata once discovered, else {issuer}/v1/token (Okta's layout).
+    #[arg(long, env = "AUTH_TOKEN_URL", value_name = "URL")]
+    pub token_url: Option<String>,
+
     /// Allowed signing algorithms, comma-separated; asymmetric only.
     #[arg(long, env = "AUTH_ALGORITHMS", value_name = "ALGS", default_value = DEFAULT_ALGORITHMS)]
     pub algorithms: String,
@@ -119,6 +125,13 @@ pub struct Cli {
         default_value = "127.0.0.1:8080"
     )]
     pub bind: String,
+
+    /// The URL clients use to reach this service, e.g. https://api.example.com (an origin:
+    /// no path). Named in /openapi.json, the protected-resource metadata and every Bearer
+    /// challenge; set it behind a load balancer or proxy. Default: http:// and the request's
+    /// own Host header (forwarded headers are not trusted for this).
+    #[arg(long, env = "PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 
     /// Worker threads. Default: the number of cores.
     #[arg(long, env = "WORKERS", value_name = "N")]

@@ -31,9 +31,9 @@ pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
 }
 
 pub(super) fn dev_warnings(cli: &Cli) -> Vec<String> {
-    let external = [&cli.issuer, &cli.okta_domain, &cli.jwks_uri];
+    let external = [&cli.issuer, &cli.okta_domain, &cli.jwks_uri, &cli.token_url];
     if cli.dev && external.iter().any(|setting| non_empty(setting).is_some()) {
-        vec!["--dev ignores AUTH_ISSUER, OKTA_DOMAIN and AUTH_JWKS_URI: tokens and keys come from the development issuer".to_owned()]
+        vec!["--dev ignores AUTH_ISSUER, OKTA_DOMAIN, AUTH_JWKS_URI and AUTH_TOKEN_URL: tokens and keys come from the development issuer".to_owned()]
     } else {
         Vec::new()
     }
@@ -132,6 +132,27 @@ pub(super) fn check_url(
         ));
     }
     Ok(())
+}
+
+/// `PUBLIC_URL`: an http(s) origin, https unless loopback, returned without a trailing `/`.
+/// A path is refused: the routes, `/.well-known/oauth-protected-resource` included, are
+/// served at the root, and RFC 9728 §3.1 places the well-known segment right after the host.
+pub(super) fn public_url(value: &Option<String>) -> Result<Option<String>, ConfigError> {
+    let setting = "PUBLIC_URL (--public-url)";
+    let Some(value) = non_empty(value) else {
+        return Ok(None);
+    };
+    check_url(setting, value, "https://api.example.com")?;
+    let has_path = Url::parse(value).is_ok_and(|url| url.path() != "/");
+    if has_path {
+        return Err(error(
+            setting,
+            format!(
+                "`{value}` has a path; give the scheme, host and optional port clients use, e.g. https://api.example.com"
+            ),
+        ));
+    }
+    Ok(Some(value.trim_end_matches('/').to_owned()))
 }
 
 pub(super) fn audiences(value: &str) -> Result<Vec<String>, ConfigError> {

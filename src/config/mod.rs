@@ -19,7 +19,8 @@ use crate::auth::jwks::RefreshPolicy;
 use crate::telemetry::TrustedProxies;
 use fields::{
     algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
-    metrics_addr, non_empty, non_empty_setting, origins, scopes, seconds, trusted_proxies, workers,
+    metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
+    trusted_proxies, workers,
 };
 
 /// Where tokens come from.
@@ -100,6 +101,12 @@ pub struct Config {
     pub audiences: Vec<String>,
     /// A fixed JWKS URL, or `None` to discover it.
     pub jwks_uri: Option<String>,
+    /// The issuer's token endpoint as configured (`AUTH_TOKEN_URL`), or `None` to name the
+    /// discovered one (see [`crate::routes::Published`]).
+    pub token_url: Option<String>,
+    /// The URL clients use to reach the service (`PUBLIC_URL`, no trailing `/`), or `None`
+    /// to derive it per request from the `Host` header.
+    pub public_url: Option<String>,
     /// Allowed signing algorithms (asymmetric only).
     pub algorithms: Vec<Algorithm>,
     /// Clock-skew allowance in seconds.
@@ -200,6 +207,17 @@ impl Config {
                 Some(uri.to_owned())
             }
         };
+        let token_url = match non_empty(&cli.token_url).filter(|_| !cli.dev) {
+            None => None,
+            Some(url) => {
+                check_url(
+                    "AUTH_TOKEN_URL (--token-url)",
+                    url,
+                    "https://dev-123456.okta.com/oauth2/default/v1/token",
+                )?;
+                Some(url.to_owned())
+            }
+        };
         let leeway_secs = seconds("AUTH_LEEWAY_SECS (--leeway-secs)", &cli.leeway_secs)?;
         if leeway_secs > 300 {
             return Err(error(
@@ -265,6 +283,8 @@ impl Config {
             issuer,
             audiences: audiences(&cli.audience)?,
             jwks_uri,
+            token_url,
+            public_url: public_url(&cli.public_url)?,
             algorithms: algorithms(&cli.algorithms)?,
             leeway_secs,
             required_scopes: scopes(&cli.required_scopes)?,
@@ -387,6 +407,56 @@ mod tests {
         assert_eq!(config.issuer, Issuer::Development);
         assert!(
             config.warnings[0].contains("--dev ignores"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn public_url_is_an_origin_without_a_trailing_slash() {
+        let public = |value: &str| Config::from_cli(cli(&["--dev", "--public-url", value]));
+        assert_eq!(
+            public("https://api.example.com/")
+                .map(|c| c.public_url)
+                .ok(),
+            Some(Some("https://api.example.com".to_owned()))
+        );
+        assert_eq!(
+            public("http://127.0.0.1:8080").map(|c| c.public_url).ok(),
+            Some(Some("http://127.0.0.1:8080".to_owned()))
+        );
+        for (bad, needle) in [
+            ("http://api.example.com", "https is required"),
+            ("https://api.example.com/api", "has a path"),
+            ("https://api.example.com/?a=b", "query"),
+            ("api.example.com", "not a URL"),
+        ] {
+            let message = public(bad)
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(
+                message.starts_with("PUBLIC_URL (--public-url)") && message.contains(needle),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_url_is_checked_like_other_urls_and_ignored_with_dev() {
+        assert!(
+            problem(&[
+                "--issuer",
+                "https://a.example",
+                "--token-url",
+                "http://a.example/t"
+            ])
+            .starts_with("AUTH_TOKEN_URL (--token-url)")
+        );
+        let config =
+            Config::from_cli(cli(&["--dev", "--token-url", "https://a.example/t"])).unwrap();
+        assert_eq!(config.token_url, None);
+        assert!(
+            config.warnings[0].contains("AUTH_TOKEN_URL"),
             "{:?}",
             config.warnings
         );

@@ -2,22 +2,29 @@
 
 mod health;
 mod hello;
+pub mod openapi;
 mod prometheus;
+mod published;
+pub mod resource_metadata;
 mod whoami;
 
 pub use prometheus::metrics;
+pub use published::Published;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 /// Registers every route of the sample service but `/metrics` (see [`metrics`]), which the
 /// service serves here or on its own listener. The auth [`Guard`](crate::Guard) must be
-/// registered too (see [`crate::configure`]).
+/// registered too (see [`crate::configure`]), and a `web::Data<`[`Published`]`>` for
+/// `/openapi.json` and the protected-resource metadata.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)
         .service(whoami::whoami)
         .service(health::live)
         .service(health::ready)
+        .service(openapi::openapi)
+        .configure(resource_metadata::configure)
         .default_service(web::to(not_found));
 }
 

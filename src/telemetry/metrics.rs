@@ -89,7 +89,7 @@ impl<T: Default> Family<T> {
 pub struct Metrics {
     routes: Family<RouteStats>,
     rejections: Family<AtomicU64>,
-    in_flight: AtomicI64,
+    in_flight: Arc<AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -97,7 +97,7 @@ impl Default for Metrics {
         Metrics {
             routes: Family::new(),
             rejections: Family::new(),
-            in_flight: AtomicI64::new(0),
+            in_flight: Arc::new(AtomicI64::new(0)),
         }
     }
 }
@@ -127,9 +127,9 @@ impl Metrics {
     }
 
     /// A request started; the returned guard ends it when dropped (also when cancelled).
-    pub fn start_request(&self) -> InFlight<'_> {
+    pub fn start_request(&self) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.in_flight)
+        InFlight(Arc::clone(&self.in_flight))
     }
 
     /// Requests being served right now.
@@ -201,9 +201,9 @@ impl Metrics {
 }
 
 /// A request being served; see [`Metrics::start_request`].
-pub struct InFlight<'a>(&'a AtomicI64);
+pub struct InFlight(Arc<AtomicI64>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }

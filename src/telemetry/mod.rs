@@ -6,15 +6,18 @@ mod client;
 mod logger;
 mod metrics;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 
 pub use client::TrustedProxies;
 pub use logger::init as init_logger;
@@ -71,10 +74,13 @@ impl Telemetry {
 }
 
 /// The request-log middleware: `App::new().wrap(from_fn(api_guard::telemetry::log_request))`.
+///
+/// The request counts as in flight until its response body has been written (see
+/// [`Counted`]), so a shutdown that waits for in-flight requests never cuts off an answer.
 pub async fn log_request<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
+) -> Result<ServiceResponse<Counted<B>>, actix_web::Error> {
     let started = Instant::now();
     let id = req
         .headers()
@@ -84,7 +90,7 @@ pub async fn log_request<B: MessageBody>(
         .map_or_else(generate_id, str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
     let telemetry = req.app_data::<Telemetry>().cloned();
-    let _in_flight = telemetry.as_ref().map(|t| t.metrics().start_request());
+    let in_flight = telemetry.as_ref().map(|t| t.metrics().start_request());
     let peer = req.peer_addr().map(|addr| addr.ip());
     let client = match (&telemetry, peer) {
         (Some(t), Some(peer)) => Some(t.0.trusted.client(peer, req.headers())),
@@ -126,26 +132,51 @@ pub async fn log_request<B: MessageBody>(
         );
     };
 
-    match next.call(req).await {
-        Ok(mut response) => {
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(REQUEST_ID, value);
-            }
-            if telemetry.as_ref().is_some_and(|t| t.drain().is_draining()) {
-                // Balancers that pool connections drop ours before we stop accepting.
-                response
-                    .response_mut()
-                    .head_mut()
-                    .set_connection_type(actix_web::http::ConnectionType::Close);
-            }
-            log(response.status(), response.response().error());
-            Ok(response)
-        }
+    let mut response = match next.call(req).await {
+        Ok(response) => response,
         Err(error) => {
-            // actix turns the error into the response after us; log what it will send.
+            // actix turns the error into the response after us; log what it will send. (Only
+            // middleware fails this way, e.g. a CORS refusal: handlers' errors are responses.)
             log(error.as_response_error().status_code(), Some(&error));
-            Err(error)
+            return Err(error);
         }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    if telemetry.as_ref().is_some_and(|t| t.drain().is_draining()) {
+        // Balancers that pool connections drop ours before we stop accepting.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    log(response.status(), response.response().error());
+    Ok(response.map_body(|_, body| Counted { body, in_flight }))
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted in flight until the server has
+    /// written it (or the connection is gone): the body is dropped only then.
+    pub struct Counted<B> {
+        #[pin]
+        body: B,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<B: MessageBody> MessageBody for Counted<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
     }
 }
 

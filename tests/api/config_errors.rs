@@ -121,6 +121,11 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a zero keep-alive", &[issuer, ("KEEP_ALIVE_SECS", "0"), port_0], &[], &["KEEP_ALIVE_SECS", "`0`"]),
         ("a trusted proxy that is a host name", &[issuer, ("TRUSTED_PROXIES", "10.0.0.0/8,lb.internal"), port_0], &[], &["TRUSTED_PROXIES", "`lb.internal`"]),
         ("a metrics address without a port", &[issuer, ("METRICS_ADDR", "127.0.0.1"), port_0], &[], &["METRICS_ADDR", "`127.0.0.1`"]),
+        ("a public URL with a path", &[issuer, ("PUBLIC_URL", "https://api.example.com/api"), port_0], &[], &["PUBLIC_URL", "has a path"]),
+        ("an http public URL on a public host", &[issuer, ("PUBLIC_URL", "http://api.example.com"), port_0], &[], &["PUBLIC_URL", "https"]),
+        ("a public URL with a query", &[issuer, ("PUBLIC_URL", "https://api.example.com?x=1"), port_0], &[], &["PUBLIC_URL", "query"]),
+        ("a token URL that is not a URL", &[issuer, ("AUTH_TOKEN_URL", "v1/token"), port_0], &[], &["AUTH_TOKEN_URL", "`v1/token`"]),
+        ("an http token URL on a public host", &[issuer, ("AUTH_TOKEN_URL", "http://example.com/v1/token"), port_0], &[], &["AUTH_TOKEN_URL", "https"]),
         ("an empty dev client secret", &[("DEV_CLIENT_SECRET", " "), port_0], &["--dev"], &["DEV_CLIENT_SECRET", "empty"]),
     ];
     for (case, env, args, needles) in cases {
@@ -210,6 +215,8 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("OKTA_AUTH_SERVER", Some("[default: default]")),
         ("AUTH_AUDIENCE", Some("[default: api://default]")),
         ("AUTH_JWKS_URI", Some("Default: discovered")),
+        ("AUTH_TOKEN_URL", Some("Default: the `token_endpoint`")),
+        ("PUBLIC_URL", Some("Default: http:// and the request's")),
         (
             "AUTH_ALGORITHMS",
             Some("[default: RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA]"),

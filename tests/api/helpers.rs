@@ -27,6 +27,9 @@ pub struct Reply {
     pub status: u16,
     pub headers: awc::http::header::HeaderMap,
     pub body: Value,
+    /// For an answer of the service under test ([`TestApp::get`]): the `resource_metadata`
+    /// its Bearer challenges must name (RFC 9728 §5.1). `None` for other servers.
+    pub resource_metadata: Option<String>,
 }
 
 impl Reply {
@@ -53,7 +56,20 @@ impl Reply {
                 "{context}: challenge {challenge:?}"
             );
         }
+        if let Some(url) = &self.resource_metadata {
+            assert!(
+                challenge.ends_with(&format!(", resource_metadata=\"{url}\"")),
+                "{context}: challenge {challenge:?} does not end with resource_metadata=\"{url}\""
+            );
+        }
     }
+}
+
+/// The `resource_metadata` URL a challenge from `path` (query ignored) of the service at
+/// `address` names: the well-known segment between host and path (RFC 9728 §3.1).
+pub fn resource_metadata_url(address: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    format!("{address}/.well-known/oauth-protected-resource{path}")
 }
 
 /// The service with default settings, trusting a fresh development issuer.
@@ -99,7 +115,16 @@ impl TestApp {
         for (name, value) in headers {
             request = request.append_header((*name, *value));
         }
-        read(request.send().await.expect("the service answers")).await
+        let mut reply = read(request.send().await.expect("the service answers")).await;
+        reply.resource_metadata = Some(resource_metadata_url(&self.address, path));
+        reply
+    }
+
+    /// The exact `WWW-Authenticate` the service sends from `path`: the realm, then `params`
+    /// (e.g. `, error="invalid_token"`), then `resource_metadata`.
+    pub fn challenge(&self, path: &str, params: &str) -> String {
+        let url = resource_metadata_url(&self.address, path);
+        format!("Bearer realm=\"api-guard\"{params}, resource_metadata=\"{url}\"")
     }
 
     /// `GET /api/whoami` with `Authorization: Bearer {token}`.
@@ -147,6 +172,7 @@ where
         status: response.status().as_u16(),
         headers: response.headers().clone(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        resource_metadata: None,
     }
 }
 

@@ -134,6 +134,8 @@ async fn require_token_answers_401_with_a_bearer_challenge_without_a_token_on_ev
     for path in ["/admin/stats", "/admin/me"] {
         let reply = service.get(path, None).await;
         reply.assert_auth_error(401, "unauthorized", path);
+        // No `resource_metadata`: this service neither serves the metadata nor wraps
+        // `advertise_resource_metadata`.
         assert_eq!(
             reply.header("www-authenticate"),
             Some("Bearer realm=\"api-guard\""),

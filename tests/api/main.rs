@@ -13,6 +13,7 @@ mod issuer_outage;
 mod key_rotation;
 mod library;
 mod observability;
+mod openapi;
 mod process;
 mod rfc6750;
 mod shutdown;

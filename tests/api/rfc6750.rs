@@ -12,7 +12,7 @@ async fn no_token_gets_401_with_a_bare_challenge_and_no_error_code() {
     assert_eq!(reply.status, 401);
     assert_eq!(
         reply.header("www-authenticate"),
-        Some("Bearer realm=\"api-guard\"")
+        Some(app.challenge("/api/whoami", "").as_str())
     );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.body["error"], "unauthorized");
@@ -30,7 +30,7 @@ async fn another_scheme_counts_as_no_credentials() {
         assert_eq!(reply.status, 401, "{value}");
         assert_eq!(
             reply.header("www-authenticate"),
-            Some("Bearer realm=\"api-guard\""),
+            Some(app.challenge("/api/whoami", "").as_str()),
             "{value}"
         );
     }
@@ -97,7 +97,7 @@ async fn a_token_in_the_query_string_is_not_accepted() {
     assert_eq!(reply.status, 401);
     assert_eq!(
         reply.header("www-authenticate"),
-        Some("Bearer realm=\"api-guard\"")
+        Some(app.challenge("/api/whoami", "").as_str())
     );
     assert_eq!(
         reply.body["error_description"],
@@ -118,7 +118,7 @@ async fn a_token_in_a_form_body_is_not_accepted() {
     assert_eq!(reply.status, 401);
     assert_eq!(
         reply.header("www-authenticate"),
-        Some("Bearer realm=\"api-guard\"")
+        Some(app.challenge("/api/whoami", "").as_str())
     );
 }
 
@@ -130,7 +130,13 @@ async fn an_invalid_token_gets_401_invalid_token_with_the_reason_in_challenge_an
     let description = Reason::BadSignature.description();
     assert_eq!(
         reply.header("www-authenticate"),
-        Some(format!(r#"Bearer realm="api-guard", error="invalid_token", error_description="{description}""#).as_str())
+        Some(
+            app.challenge(
+                "/api/whoami",
+                &format!(r#", error="invalid_token", error_description="{description}""#)
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         reply.body,

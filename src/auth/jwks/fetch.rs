@@ -110,13 +110,23 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
     /// Where it came from, for logs.
     pub uri: String,
+    /// The issuer's `token_endpoint`, when discovery found a usable one.
+    pub token_endpoint: Option<String>,
 }
 
-/// Fetches key sets; remembers the discovered `jwks_uri` until a fetch from it fails.
+/// What discovery learned from the issuer's metadata.
+#[derive(Debug, Clone)]
+struct Discovered {
+    jwks_uri: String,
+    token_endpoint: Option<String>,
+}
+
+/// Fetches key sets; remembers the discovered metadata until a fetch from its `jwks_uri`
+/// fails.
 pub struct Fetcher {
     client: awc::Client,
     source: Source,
-    discovered: Option<String>,
+    discovered: Option<Discovered>,
 }
 
 impl Fetcher {
@@ -141,16 +151,21 @@ impl Fetcher {
     /// Fetches the key set, discovering its URL first if needed. The error is one line for
     /// the operator's log.
     pub async fn fetch(&mut self) -> Result<Fetched, FetchError> {
-        let uri = match (&self.source, &self.discovered) {
-            (Source::Fixed { jwks_uri }, _) => jwks_uri.clone(),
-            (Source::Discover { .. }, Some(uri)) => uri.clone(),
+        let (uri, token_endpoint) = match (&self.source, &self.discovered) {
+            (Source::Fixed { jwks_uri }, _) => (jwks_uri.clone(), None),
+            (Source::Discover { .. }, Some(found)) => {
+                (found.jwks_uri.clone(), found.token_endpoint.clone())
+            }
             (Source::Discover { issuer }, None) => {
-                let uri = self.discover(&issuer.clone()).await?;
-                self.discovered = Some(uri.clone());
-                uri
+                let found = self.discover(&issuer.clone()).await?;
+                self.discovered = Some(found.clone());
+                (found.jwks_uri, found.token_endpoint)
             }
         };
-        let result = self.fetch_keys(&uri).await;
+        let result = self.fetch_keys(&uri).await.map(|fetched| Fetched {
+            token_endpoint,
+            ..fetched
+        });
         if result.is_err() {
             // The metadata may have moved the key set: discover again next time.
             self.discovered = None;
@@ -173,17 +188,22 @@ impl Fetcher {
             keys,
             max_age,
             uri: uri.to_owned(),
+            token_endpoint: None,
         })
     }
 
     /// Tries the metadata locations in turn; the first document whose `issuer` is ours wins.
-    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+    async fn discover(&self, issuer: &str) -> Result<Discovered, FetchError> {
         let mut failures = Vec::new();
         for url in metadata_urls(issuer) {
             match self.metadata(&url, issuer).await {
-                Ok(jwks_uri) => {
-                    log::info!("discovered jwks_uri {jwks_uri} from {url}");
-                    return Ok(jwks_uri);
+                Ok(found) => {
+                    log::info!(
+                        "discovered jwks_uri {} and token_endpoint {:?} from {url}",
+                        found.jwks_uri,
+                        found.token_endpoint
+                    );
+                    return Ok(found);
                 }
                 Err(why) => failures.push(why),
             }
@@ -194,11 +214,12 @@ impl Fetcher {
         ))
     }
 
-    async fn metadata(&self, url: &str, issuer: &str) -> Result<String, String> {
+    async fn metadata(&self, url: &str, issuer: &str) -> Result<Discovered, String> {
         #[derive(Deserialize)]
         struct Metadata {
             issuer: Option<String>,
             jwks_uri: Option<String>,
+            token_endpoint: Option<String>,
         }
         let (body, _) = self.get(url).await.map_err(|e| e.detail)?;
         let metadata: Metadata = serde_json::from_slice(&body)
@@ -223,17 +244,28 @@ impl Fetcher {
         // OpenID Connect Discovery §3: https. Plain http only for an issuer that is itself
         // on loopback (the development issuer), never as a way into the host's own services.
         let issuer_is_local = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http");
-        match Url::parse(&jwks_uri) {
-            Ok(parsed)
-                if parsed.scheme() == "https"
-                    || (issuer_is_local && is_https_or_loopback(&parsed)) =>
-            {
-                Ok(jwks_uri)
-            }
-            _ => Err(format!(
+        let acceptable = |candidate: &str| {
+            Url::parse(candidate).is_ok_and(|parsed| {
+                parsed.scheme() == "https" || (issuer_is_local && is_https_or_loopback(&parsed))
+            })
+        };
+        if !acceptable(&jwks_uri) {
+            return Err(format!(
                 "{url}: `jwks_uri` {jwks_uri:?} is not an https URL"
-            )),
+            ));
         }
+        // Only named to clients (in /openapi.json), never fetched: an unusable one is dropped.
+        let token_endpoint = metadata.token_endpoint.filter(|endpoint| {
+            let ok = acceptable(endpoint);
+            if !ok {
+                log::warn!("{url}: ignoring `token_endpoint` {endpoint:?}: not an https URL");
+            }
+            ok
+        });
+        Ok(Discovered {
+            jwks_uri,
+            token_endpoint,
+        })
     }
 
     /// One GET, bounded as a whole: connect, headers and body within [`REQUEST_TIMEOUT`].

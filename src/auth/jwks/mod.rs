@@ -40,6 +40,8 @@ pub struct JwksStore {
 
 struct Shared {
     keys: ArcSwapOption<KeySet>,
+    /// The issuer's `token_endpoint`, kept from the last discovery that named one.
+    token_endpoint: ArcSwapOption<String>,
     state: Mutex<FetchState>,
     /// Counts completed fetch attempts (success or failure); askers wait for it to move.
     completed: watch::Sender<u64>,
@@ -82,6 +84,7 @@ impl JwksStore {
         let (wake, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             keys: ArcSwapOption::empty(),
+            token_endpoint: ArcSwapOption::empty(),
             state: Mutex::new(FetchState {
                 in_flight: true,
                 ..FetchState::default()
@@ -103,6 +106,12 @@ impl JwksStore {
     /// The current key set, if one was ever loaded. Never waits.
     pub fn keys(&self) -> Option<Arc<KeySet>> {
         self.shared.keys.load_full()
+    }
+
+    /// The `token_endpoint` the issuer's metadata named, once discovery has succeeded.
+    /// `None` before that, and always with a fixed `AUTH_JWKS_URI` (no discovery).
+    pub fn token_endpoint(&self) -> Option<Arc<String>> {
+        self.shared.token_endpoint.load_full()
     }
 
     /// Whether a key set is loaded: the readiness of the service.
@@ -209,6 +218,9 @@ impl Shared {
                     (lifetime.mul_f64(0.9)).as_secs()
                 );
                 self.keys.store(Some(Arc::new(fetched.keys)));
+                if let Some(endpoint) = fetched.token_endpoint {
+                    self.token_endpoint.store(Some(Arc::new(endpoint)));
+                }
                 state.loaded_at = Some((now, lifetime));
                 state.consecutive_failures = 0;
                 state.last_error = None;

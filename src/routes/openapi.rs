@@ -1,0 +1,223 @@
+//! `GET /openapi.json`: an OpenAPI 3.0.3 description of the sample service, built per
+//! request from the configuration (it is small), so the server URL follows `PUBLIC_URL` or
+//! the `Host` header and the token URL follows discovery.
+//!
+//! whoami carries an OAuth 2.0 client-credentials security requirement whose `tokenUrl` is
+//! the issuer's token endpoint: Postman's "Import > OpenAPI" turns it into the request's
+//! authorization, ready for "Get New Access Token". 3.0.x, not 3.1: importers read it best.
+
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde_json::{Map, Value, json};
+
+use super::Published;
+use crate::Guard;
+use crate::auth::WELL_KNOWN_PATH;
+use crate::public_url::PublicUrl;
+
+/// The name of the security scheme in `components.securitySchemes`.
+pub const SCHEME: &str = "oauth2";
+
+/// The document, for anyone.
+#[get("/openapi.json")]
+pub async fn openapi(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
+    let store = req.app_data::<Guard>().map(Guard::store);
+    let token_url = published.token_url(store);
+    let document = document(&PublicUrl::of(&req), &token_url, &published);
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "public, max-age=300"))
+        .json(document)
+}
+
+/// The OpenAPI document for a service reached at `public_url` whose clients get tokens
+/// at `token_url`.
+pub fn document(public_url: &str, token_url: &str, published: &Published) -> Value {
+    let scopes: Map<String, Value> = published
+        .scopes
+        .iter()
+        .map(|(name, description)| (name.clone(), Value::from(description.as_str())))
+        .collect();
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "api-guard",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "The sample service of api-guard. Protected routes take an OAuth 2.0 access token (JWT) issued by {} in `Authorization: Bearer <token>`.",
+                published.issuer
+            ),
+        },
+        "servers": [{"url": public_url}],
+        "tags": [
+            {"name": "api", "description": "The sample API"},
+            {"name": "health", "description": "For load balancers and orchestrators"},
+            {"name": "metadata", "description": "What the service says about itself"},
+        ],
+        "paths": {
+            "/api/hello": {"get": {
+                "tags": ["api"],
+                "operationId": "hello",
+                "summary": "A greeting, for anyone",
+                "security": [],
+                "responses": {"200": json_response("A greeting", "Hello")},
+            }},
+            "/api/whoami": {"get": {
+                "tags": ["api"],
+                "operationId": "whoami",
+                "summary": "The caller's verified claims",
+                "description": "Needs an access token of the issuer for this API's audience. Without one: 401 and a Bearer challenge (RFC 6750 §3); with a token lacking a required scope: 403.",
+                "security": [{SCHEME: published.required_scopes}],
+                "responses": {
+                    "200": json_response("The verified claims of the token", "Whoami"),
+                    "400": {"$ref": "#/components/responses/InvalidRequest"},
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "403": {"$ref": "#/components/responses/InsufficientScope"},
+                    "503": {"$ref": "#/components/responses/KeysUnavailable"},
+                },
+            }},
+            "/health/live": {"get": {
+                "tags": ["health"],
+                "operationId": "live",
+                "summary": "200 while the process serves requests",
+                "security": [],
+                "responses": {"200": json_response("Live", "Live")},
+            }},
+            "/health/ready": {"get": {
+                "tags": ["health"],
+                "operationId": "ready",
+                "summary": "200 once the issuer's signing keys are loaded, 503 before",
+                "security": [],
+                "responses": {
+                    "200": json_response("Ready", "Ready"),
+                    "503": json_response("Not ready: no signing keys loaded", "NotReady"),
+                },
+            }},
+            "/openapi.json": {"get": {
+                "tags": ["metadata"],
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {
+                    "description": "An OpenAPI 3.0 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }},
+            }},
+            WELL_KNOWN_PATH: {"get": {
+                "tags": ["metadata"],
+                "operationId": "protectedResourceMetadata",
+                "summary": "OAuth 2.0 protected-resource metadata (RFC 9728)",
+                "security": [],
+                "responses": {"200": json_response("The metadata", "ProtectedResourceMetadata")},
+            }},
+        },
+        "components": {
+            "securitySchemes": {SCHEME: {
+                "type": "oauth2",
+                "description": format!(
+                    "Client credentials (RFC 6749 §4.4) at the token endpoint of {}, with HTTP Basic client authentication.",
+                    published.issuer
+                ),
+                "flows": {"clientCredentials": {"tokenUrl": token_url, "scopes": scopes}},
+            }},
+            "headers": {
+                "WWW-Authenticate": {
+                    "description": "The Bearer challenge (RFC 6750 §3): realm, error, error_description, scope for 403, and resource_metadata (RFC 9728 §5.1)",
+                    "schema": {"type": "string"},
+                },
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying",
+                    "schema": {"type": "integer"},
+                },
+            },
+            "responses": {
+                "InvalidRequest": error_response("400: the request is malformed (invalid_request), e.g. a malformed Authorization header", true),
+                "Unauthorized": error_response("401: no token (unauthorized) or a bad one (invalid_token)", true),
+                "InsufficientScope": error_response("403: the token lacks a required scope (insufficient_scope)", true),
+                "KeysUnavailable": {
+                    "description": "503: the issuer's signing keys could not be loaded yet (temporarily_unavailable)",
+                    "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn json_response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
+    })
+}
+
+fn error_response(description: &str, challenge: bool) -> Value {
+    let mut response = json_response(description, "Error");
+    if challenge {
+        response["headers"] =
+            json!({"WWW-Authenticate": {"$ref": "#/components/headers/WWW-Authenticate"}});
+    }
+    response
+}
+
+fn schemas() -> Value {
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error", "error_description"],
+            "properties": {
+                "error": {"type": "string", "example": "invalid_token"},
+                "error_description": {"type": "string", "example": "the access token expired"},
+            },
+        },
+        "Hello": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": {"type": "string"}},
+        },
+        "Whoami": {
+            "type": "object",
+            "required": ["client_id", "scopes", "claims"],
+            "properties": {
+                "sub": {"type": "string", "nullable": true},
+                "client_id": {"type": "string", "nullable": true},
+                "scopes": strings,
+                "claims": {"type": "object", "additionalProperties": true, "description": "Every verified claim of the token"},
+            },
+        },
+        "Live": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["live"]}},
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["status", "keys"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ready"]},
+                "keys": {"type": "integer"},
+                "keys_age_secs": {"type": "integer", "nullable": true},
+            },
+        },
+        "NotReady": {
+            "type": "object",
+            "required": ["status", "reason"],
+            "properties": {
+                "status": {"type": "string", "enum": ["not_ready"]},
+                "reason": {"type": "string"},
+            },
+        },
+        "ProtectedResourceMetadata": {
+            "type": "object",
+            "required": ["resource", "authorization_servers"],
+            "properties": {
+                "resource": {"type": "string", "format": "uri"},
+                "authorization_servers": strings,
+                "scopes_supported": strings,
+                "bearer_methods_supported": strings,
+                "resource_name": {"type": "string"},
+            },
+        },
+    })
+}
