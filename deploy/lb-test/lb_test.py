@@ -96,6 +96,10 @@ def http_status(port, path, timeout=2.0):
         conn.close()
 
 
+def progress(message):
+    print(f"[{time.monotonic() - started_at:5.1f}s] {message}", flush=True)
+
+
 def die_with_parent():
     """Child set-up: the kernel kills the child if this test process dies without cleaning up
     (PR_SET_PDEATHSIG), so nothing it started outlives it."""
@@ -458,9 +462,11 @@ def run(tmp, processes):
             15,
         )
         load.phase = "steady"
+        progress("steady load")
         load.wait_sent("steady", RATE * 5)
 
         load.phase = "a-sigterm"
+        progress("(a) each replica in turn: SIGTERM, restart, ready, routed to again")
         for replica in replicas:
             code, took = replica.signal_and_wait(signal.SIGTERM, SHUTDOWN_TIMEOUT + DRAIN + 35)
             replica.start()
@@ -475,6 +481,7 @@ def run(tmp, processes):
         # (b) under load for a while with the replica dead, so nginx must route around a
         # refused port, then again once it is back.
         load.phase = "b-sigkill"
+        progress("(b) SIGKILL replica 2, 3 s of load without it, restart")
         code, _ = replicas[1].signal_and_wait(signal.SIGKILL, 10)
         load.wait_sent("b-sigkill", RATE * 3)
         replicas[1].start()
@@ -483,6 +490,7 @@ def run(tmp, processes):
         notes["b-sigkill"] = [f"replica 2 killed ({code}), down for 3 s of load, restarted, routed to again"]
 
         load.phase = "c-jwks-down"
+        progress("(c) the JWKS endpoint answers 503 until every replica has been refused")
         _, offset = gate_log(tmp)
         open(down_flag, "w").close()
         outage_started = time.monotonic()
