@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The rules that tie the deploy/ files together, which no schema can see (README, Deploy):
+
+- the grace period outlasts the whole shutdown: preStop sleep + drain + shutdown timeout;
+- the replicas' keep-alive outlasts nginx's idle upstream connections;
+- probes: /health/ready for routing, /health/live for restarts;
+- the image leaves the development issuer out and runs as a numeric non-root user.
+
+Run by .ci/deploy-validate with PyYAML; prints one line per rule and exits 1 if one fails.
+"""
+
+import os
+import re
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+failures = []
+
+
+def check(ok, rule):
+    print(f"{'ok  ' if ok else 'FAIL'} {rule}")
+    if not ok:
+        failures.append(rule)
+
+
+def load(*path):
+    with open(os.path.join(HERE, *path)) as f:
+        return yaml.safe_load(f)
+
+
+def seconds(value):
+    m = re.fullmatch(r"(\d+)s?", str(value).strip())
+    if not m:
+        raise SystemExit(f"error: `{value}` is not a number of seconds")
+    return int(m.group(1))
+
+
+config = load("kubernetes", "configmap.yaml")["data"]
+pod = load("kubernetes", "deployment.yaml")["spec"]["template"]["spec"]
+container = pod["containers"][0]
+grace = pod["terminationGracePeriodSeconds"]
+sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+drain, timeout = seconds(config["SHUTDOWN_DRAIN_SECS"]), seconds(config["SHUTDOWN_TIMEOUT_SECS"])
+check(
+    grace > sleep + drain + timeout,
+    f"kubernetes: terminationGracePeriodSeconds {grace} > preStop {sleep} + drain {drain} + timeout {timeout}",
+)
+check(
+    container["readinessProbe"]["httpGet"]["path"] == "/health/ready",
+    "kubernetes: readiness probes /health/ready",
+)
+check(
+    container["livenessProbe"]["httpGet"]["path"] == "/health/live",
+    "kubernetes: liveness probes /health/live",
+)
+
+with open(os.path.join(HERE, "nginx", "api-guard.conf")) as f:
+    nginx = f.read()
+m = re.search(r"^\s*keepalive_timeout\s+(\d+)s?;", nginx, re.M)
+nginx_idle = int(m.group(1)) if m else 60  # nginx's default
+for name, keep_alive in [
+    ("kubernetes", config["KEEP_ALIVE_SECS"]),
+    ("compose", load("compose.yaml")["x-api-guard"]["environment"]["KEEP_ALIVE_SECS"]),
+]:
+    check(
+        seconds(keep_alive) > nginx_idle,
+        f"{name}: KEEP_ALIVE_SECS {keep_alive} > nginx upstream keepalive_timeout {nginx_idle}",
+    )
+
+replica = load("compose.yaml")["x-api-guard"]
+env = replica["environment"]
+stop = seconds(replica["stop_grace_period"])
+total = seconds(env["SHUTDOWN_DRAIN_SECS"]) + seconds(env["SHUTDOWN_TIMEOUT_SECS"])
+check(stop > total, f"compose: stop_grace_period {stop}s > drain + timeout {total}s")
+
+with open(os.path.join(HERE, "..", "Dockerfile")) as f:
+    dockerfile = f.read()
+check(
+    re.search(r"cargo build .*--no-default-features", dockerfile) is not None,
+    "Dockerfile: builds with --no-default-features (no development issuer)",
+)
+users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+check(
+    bool(users) and re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1]) is not None,
+    f"Dockerfile: runs as a numeric non-root USER (got {users[-1] if users else 'none'})",
+)
+
+sys.exit(1 if failures else 0)
