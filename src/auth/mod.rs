@@ -4,12 +4,14 @@
 //! [`Validator`] checks it against the [`jwks`] key store, [`Error`] answers the caller.
 
 pub mod bearer;
+mod cache;
 mod claims;
 pub mod error;
 mod extractor;
 pub mod jwks;
 mod validator;
 
+pub use cache::{CacheStats, DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
 pub use claims::AuthenticatedClaims;
 pub use error::{Error, REALM, Reason};
 pub use extractor::{Guard, configure, require_token};

@@ -17,7 +17,7 @@ pub use fields::is_https_or_loopback;
 use crate::auth::jwks::RefreshPolicy;
 use fields::{
     algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, non_empty,
-    non_empty_setting, origins, scopes, seconds, workers,
+    non_empty_setting, origins, scopes, seconds, token_cache_bytes, workers,
 };
 
 /// Where tokens come from.
@@ -86,6 +86,8 @@ pub struct Config {
     pub required_scopes: Vec<String>,
     /// Key-set refresh timing.
     pub refresh: RefreshPolicy,
+    /// Memory for the verified-token cache, in bytes; 0 turns it off.
+    pub token_cache_bytes: usize,
     /// Listen address.
     pub bind: SocketAddr,
     /// Worker threads.
@@ -215,6 +217,7 @@ impl Config {
             leeway_secs,
             required_scopes: scopes(&cli.required_scopes)?,
             refresh,
+            token_cache_bytes: token_cache_bytes(&cli.token_cache_bytes)?,
             bind: bind(&cli.bind)?,
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
@@ -327,6 +330,27 @@ mod tests {
             "{:?}",
             config.warnings
         );
+    }
+
+    #[test]
+    fn the_token_cache_size_is_bytes_from_zero_to_a_gibibyte() {
+        let size = |value: &str| {
+            Config::from_cli(cli(&["--dev", &format!("--token-cache-bytes={value}")]))
+                .map(|c| c.token_cache_bytes)
+        };
+        assert_eq!(size("0"), Ok(0));
+        assert_eq!(size("1048576"), Ok(1 << 20));
+        assert_eq!(
+            Config::from_cli(cli(&["--dev"])).map(|c| c.token_cache_bytes),
+            Ok(4 << 20)
+        );
+        for bad in ["-1", "4MiB", "", "1073741825"] {
+            assert!(
+                problem(&["--dev", &format!("--token-cache-bytes={bad}")])
+                    .starts_with("AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes): "),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
