@@ -13,4 +13,5 @@ mod issuer_outage;
 mod key_rotation;
 mod library;
 mod rfc6750;
+mod token_cache;
 mod token_shapes;
