@@ -31,8 +31,9 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// What an entry costs beyond its token and claims: the entry, the map slot, the key and
 /// claim containers. An estimate, on the generous side.
 const ENTRY_OVERHEAD_BYTES: u64 = 320;
-/// Parsed claims take about this many times their JSON size (strings, map nodes, values).
-const CLAIMS_FACTOR: u64 = 3;
+/// Parsed claims take about three times their JSON size (strings, map nodes, values), and
+/// their JSON is kept once written (for whoami).
+const CLAIMS_FACTOR: u64 = 4;
 
 /// Counters and size of the token cache, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
