@@ -48,7 +48,8 @@ pub mod startup;
 pub mod telemetry;
 
 pub use auth::{
-    AuthenticatedClaims, Error as AuthError, Guard, Reason, Validator, configure, require_token,
+    AuthenticatedClaims, CacheStats, Error as AuthError, Guard, Reason, TokenCache, Validator,
+    configure, require_token,
 };
 pub use config::{Cli, Config, ConfigError};
 pub use startup::{Application, StartupError};

@@ -3,7 +3,7 @@
 //! Okta writes scopes as an `scp` array and the client as `cid`; RFC 9068 §2.2 writes a
 //! space-separated `scope` string and `client_id`. Both are read, and matched exactly.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -32,13 +32,19 @@ pub struct AuthenticatedClaims(Arc<Inner>);
 struct Inner {
     claims: Map<String, Value>,
     scopes: Vec<String>,
+    /// The claims as JSON, written on first use and then shared (cached tokens reuse it).
+    json: OnceLock<String>,
 }
 
 impl AuthenticatedClaims {
     /// Wraps claims that were verified. Only the validator calls this.
     pub(crate) fn from_verified(claims: Map<String, Value>) -> Self {
         let scopes = scopes_of(&claims);
-        AuthenticatedClaims(Arc::new(Inner { claims, scopes }))
+        AuthenticatedClaims(Arc::new(Inner {
+            claims,
+            scopes,
+            json: OnceLock::new(),
+        }))
     }
 
     /// `sub`: the subject (for client credentials, usually the client id). Optional in
@@ -78,6 +84,14 @@ impl AuthenticatedClaims {
     /// Every verified claim, as the issuer sent it.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.0.claims
+    }
+
+    /// Every verified claim as one JSON object, serialised once per token: a token answered
+    /// from the cache reuses it.
+    pub fn claims_json(&self) -> &str {
+        self.0.json.get_or_init(|| {
+            serde_json::to_string(&self.0.claims).unwrap_or_else(|_| "{}".to_owned())
+        })
     }
 
     /// One claim by name.

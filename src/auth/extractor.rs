@@ -13,20 +13,23 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
 
 use super::bearer;
+use super::cache::{CacheStats, DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
 use super::claims::AuthenticatedClaims;
 use super::error::{Error, Reason};
-use super::jwks::{JwksStore, Source};
+use super::jwks::{JwksStore, KeySet, Source};
 use super::validator::Validator;
 use crate::config::{Config, Issuer};
 
-/// Everything the extractor needs: the validator, the shared key store, and the scopes every
-/// protected route requires. Build it once per process and register it with [`configure`].
+/// Everything the extractor needs: the validator, the shared key store, the verified-token
+/// cache, and the scopes every protected route requires. Build it once per process and
+/// register it with [`configure`].
 #[derive(Clone)]
 pub struct Guard(Arc<Inner>);
 
 struct Inner {
     validator: Validator,
     store: JwksStore,
+    cache: TokenCache,
     required_scopes: Vec<String>,
 }
 
@@ -39,11 +42,28 @@ enum Step {
 
 impl Guard {
     /// A guard validating with `validator` against the keys of `store`, requiring
-    /// `required_scopes` (all of them) on every protected route.
+    /// `required_scopes` (all of them) on every protected route, with a token cache of the
+    /// default size.
     pub fn new(validator: Validator, store: JwksStore, required_scopes: Vec<String>) -> Self {
+        Guard::with_cache(
+            validator,
+            store,
+            required_scopes,
+            TokenCache::new(DEFAULT_TOKEN_CACHE_BYTES),
+        )
+    }
+
+    /// [`Guard::new`] with the given token cache (`TokenCache::new(0)` for none).
+    pub fn with_cache(
+        validator: Validator,
+        store: JwksStore,
+        required_scopes: Vec<String>,
+        cache: TokenCache,
+    ) -> Self {
         Guard(Arc::new(Inner {
             validator,
             store,
+            cache,
             required_scopes,
         }))
     }
@@ -71,7 +91,12 @@ impl Guard {
             &config.algorithms,
             config.leeway_secs,
         );
-        Ok(Guard::new(validator, store, config.required_scopes.clone()))
+        Ok(Guard::with_cache(
+            validator,
+            store,
+            config.required_scopes.clone(),
+            TokenCache::new(config.token_cache_bytes),
+        ))
     }
 
     /// The shared key store.
@@ -84,6 +109,11 @@ impl Guard {
         &self.0.validator
     }
 
+    /// Hits, misses and size of the verified-token cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.0.cache.stats()
+    }
+
     fn authenticate(&self, req: &HttpRequest) -> Step {
         let token = match bearer::token_from(req.headers(), req.query_string()) {
             Ok(token) => token,
@@ -92,7 +122,7 @@ impl Guard {
         let Some(keys) = self.0.store.keys() else {
             return Step::Done(Err(self.keys_unavailable()));
         };
-        match self.0.validator.validate(token, &keys) {
+        match self.validate(token, &keys) {
             Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
             result => Step::Done(result.and_then(|claims| self.check_scopes(claims))),
         }
@@ -105,8 +135,12 @@ impl Guard {
             .refetch()
             .await
             .ok_or_else(|| self.keys_unavailable())?;
-        let claims = self.0.validator.validate(&token, &keys)?;
+        let claims = self.validate(&token, &keys)?;
         self.check_scopes(claims)
+    }
+
+    fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
+        self.0.validator.validate_cached(token, keys, &self.0.cache)
     }
 
     fn keys_unavailable(&self) -> Error {

@@ -5,6 +5,7 @@
 //! [`resource_metadata`] points its challenge to the protected-resource metadata.
 
 pub mod bearer;
+mod cache;
 mod claims;
 pub mod error;
 mod extractor;
@@ -12,6 +13,7 @@ pub mod jwks;
 pub mod resource_metadata;
 mod validator;
 
+pub use cache::{CacheStats, DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
 pub use claims::AuthenticatedClaims;
 pub use error::{Error, REALM, Reason};
 pub use extractor::{Guard, configure, require_token};

@@ -6,12 +6,16 @@
 //! configured allow-list, the key comes only from the issuer's key set, and the key's own
 //! type (and `alg`, when the JWK has one) must agree with the header.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::cache::TokenCache;
 use super::claims::AuthenticatedClaims;
 use super::error::{Error, Reason};
 use super::jwks::{Key, KeySet};
@@ -29,14 +33,48 @@ pub struct Validator {
     max_token_bytes: usize,
 }
 
+/// A token that passed every check, with what the token cache needs to know about it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) claims: AuthenticatedClaims,
+    /// The key that verified the signature.
+    pub(crate) key: Arc<Key>,
+    /// How the token named that key: its `kid`, or none (then the algorithm picked it).
+    pub(crate) kid: Option<Box<str>>,
+    pub(crate) alg: Algorithm,
+    /// `exp`, in seconds since the epoch.
+    pub(crate) expires_at: f64,
+    /// The earliest time the token is valid, leeway included (`nbf`, `iat`).
+    pub(crate) valid_from: f64,
+    /// The size of the decoded claims, for the cache's memory estimate.
+    pub(crate) claims_bytes: usize,
+}
+
+/// The parts of a compact JWS after the header (RFC 7515 §7.1).
+struct Segments<'t> {
+    /// `header.payload`, what the signature covers.
+    signing_input: &'t str,
+    payload_b64: &'t str,
+    signature_b64: &'t str,
+}
+
+/// Signatures longer than this cannot come from a key we accept (RSA up to 8192 bits).
+const MAX_SIGNATURE_BYTES: usize = 8192 / 8;
+/// Decoded segments up to this size are decoded on the stack.
+const STACK_SEGMENT_BYTES: usize = 2048;
+
 /// The header fields we look at, all unverified until the signature is checked. A derived
 /// struct rejects duplicate names (RFC 7515 §4); other parameters issuers add are ignored.
 /// The key-carrying and `crit` parameters count when present at all, even as `null`.
+/// Strings borrow from the decoded header unless they hold escapes.
 #[derive(Deserialize)]
-struct UnverifiedHeader {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
+struct UnverifiedHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
     #[serde(default, deserialize_with = "present")]
@@ -101,6 +139,38 @@ impl Validator {
         keys: &KeySet,
         now: u64,
     ) -> Result<AuthenticatedClaims, Error> {
+        self.verify_at(token, keys, now)
+            .map(|verified| verified.claims)
+    }
+
+    /// Validates `token` against `keys` at the current time, answering from `cache` when
+    /// the token was verified before (and its entry may still be served), and caching it
+    /// when it passes now.
+    pub fn validate_cached(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        cache: &TokenCache,
+    ) -> Result<AuthenticatedClaims, Error> {
+        // With its fraction of a second: a cache entry must not outlive `exp` by the part
+        // of a second a whole-second clock would hide.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Some(claims) = cache.get(token, keys, now) {
+            return Ok(claims);
+        }
+        let verified = self.verify_at(token, keys, now as u64)?;
+        Ok(cache.insert(token, verified, now))
+    }
+
+    /// [`validate_at`](Self::validate_at), keeping what the token cache needs.
+    pub(crate) fn verify_at(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+    ) -> Result<Verified, Error> {
         let invalid = Error::InvalidToken;
         // 1. Size, then shape: three base64url segments (RFC 7515 §7.1).
         if token.len() > self.max_token_bytes {
@@ -115,7 +185,25 @@ impl Validator {
         if signature_b64.is_empty() {
             return Err(invalid(Reason::Malformed));
         }
-        let unverified_header: UnverifiedHeader = decode_json(header_b64)?;
+        let segments = Segments {
+            signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+            payload_b64,
+            signature_b64,
+        };
+        // The header is parsed where it was decoded (borrowing its strings), and stays there.
+        with_decoded(header_b64, |bytes| {
+            self.verify_with_header(parse_json(bytes)?, &segments, keys, now)
+        })
+    }
+
+    fn verify_with_header(
+        &self,
+        unverified_header: UnverifiedHeader<'_>,
+        segments: &Segments<'_>,
+        keys: &KeySet,
+        now: u64,
+    ) -> Result<Verified, Error> {
+        let invalid = Error::InvalidToken;
 
         // 2. The algorithm comes from our allow-list, never from the token (RFC 8725 §3.1):
         //    `none`, HMAC and anything unlisted stop here.
@@ -142,20 +230,20 @@ impl Validator {
         // 4. The key: by `kid`, and it must be made for this algorithm.
         let key = self.key_for(unverified.kid.as_deref(), alg, keys)?;
 
-        // 5. The signature over `header.payload` (RFC 7515 §5.2).
-        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        match jsonwebtoken::crypto::verify(
-            signature_b64,
-            signing_input.as_bytes(),
-            &key.decoding,
-            alg,
-        ) {
-            Ok(true) => {}
-            _ => return Err(invalid(Reason::BadSignature)),
+        // 5. The signature over `header.payload` (RFC 7515 §5.2), with the key parsed when
+        //    the key set was loaded.
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES + 3];
+        let verified = URL_SAFE_NO_PAD
+            .decode_slice(segments.signature_b64, &mut signature)
+            .is_ok_and(|len| key.verify(alg, segments.signing_input.as_bytes(), &signature[..len]));
+        if !verified {
+            return Err(invalid(Reason::BadSignature));
         }
 
-        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4).
-        let claims: Map<String, Value> = decode_json(payload_b64)?;
+        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4), parsed once.
+        let (claims, claims_bytes) = with_decoded(segments.payload_b64, |bytes| {
+            parse_json::<Map<String, Value>>(bytes).map(|claims| (claims, bytes.len()))
+        })?;
         if ID_TOKEN_CLAIMS
             .iter()
             .any(|name| claims.contains_key(*name))
@@ -164,16 +252,26 @@ impl Validator {
         }
         self.check_issuer(&claims)?;
         self.check_audience(&claims)?;
-        self.check_times(&claims, now)?;
-        Ok(AuthenticatedClaims::from_verified(claims))
+        let (valid_from, expires_at) = self.check_times(&claims, now)?;
+        Ok(Verified {
+            claims: AuthenticatedClaims::from_verified(claims),
+            key: Arc::clone(key),
+            kid: unverified.kid.as_deref().map(Box::from),
+            alg,
+            expires_at,
+            valid_from,
+            claims_bytes,
+        })
     }
 
-    fn key_for<'k>(
+    /// The key a token names, if it may verify `alg`. Also how the token cache finds out
+    /// whether the key of a cached token is still in the set.
+    pub(crate) fn key_for<'k>(
         &self,
         unverified_kid: Option<&str>,
         alg: Algorithm,
         keys: &'k KeySet,
-    ) -> Result<&'k Key, Error> {
+    ) -> Result<&'k Arc<Key>, Error> {
         let key = match unverified_kid {
             Some(kid) => keys
                 .get(kid)
@@ -215,7 +313,9 @@ impl Validator {
         }
     }
 
-    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<(), Error> {
+    /// Checks `exp`, `nbf` and `iat` at `now`; returns from when (leeway included) and until
+    /// when (`exp`, without leeway) the token may be taken as valid.
+    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<(f64, f64), Error> {
         let now = now as f64;
         let leeway = self.leeway_secs as f64;
         let exp = numeric_date(claims, "exp")?.ok_or(Error::InvalidToken(Reason::MissingClaim))?;
@@ -223,13 +323,16 @@ impl Validator {
         if now >= exp + leeway {
             return Err(Error::InvalidToken(Reason::Expired));
         }
-        if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        let nbf = numeric_date(claims, "nbf")?;
+        if nbf.is_some_and(|nbf| nbf > now + leeway) {
             return Err(Error::InvalidToken(Reason::NotYetValid));
         }
-        if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+        let iat = numeric_date(claims, "iat")?;
+        if iat.is_some_and(|iat| iat > now + leeway) {
             return Err(Error::InvalidToken(Reason::IssuedInFuture));
         }
-        Ok(())
+        let valid_from = nbf.unwrap_or(0.0).max(iat.unwrap_or(0.0)) - leeway;
+        Ok((valid_from, exp))
     }
 }
 
@@ -255,16 +358,31 @@ fn is_access_token_type(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("jwt")
 }
 
-/// Decodes one unpadded base64url segment holding a JSON object (RFC 7515 §2, §5.2): an
-/// array is not an object, even where a derived struct would accept one.
-fn decode_json<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, Error> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| Error::InvalidToken(Reason::Malformed))?;
+/// Decodes one unpadded base64url segment (RFC 7515 §2) and hands the bytes to `use_bytes`:
+/// on the stack when the segment is small, as headers and most claims are.
+fn with_decoded<R>(
+    segment: &str,
+    use_bytes: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let malformed = Error::InvalidToken(Reason::Malformed);
+    if base64::decoded_len_estimate(segment.len()) <= STACK_SEGMENT_BYTES {
+        let mut buffer = [0u8; STACK_SEGMENT_BYTES];
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(segment, &mut buffer)
+            .map_err(|_| malformed)?;
+        use_bytes(&buffer[..len])
+    } else {
+        use_bytes(&URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed)?)
+    }
+}
+
+/// Parses a decoded segment holding a JSON object (RFC 7515 §5.2): an array is not an
+/// object, even where a derived struct would accept one.
+fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     if !bytes.trim_ascii_start().starts_with(b"{") {
         return Err(Error::InvalidToken(Reason::Malformed));
     }
-    serde_json::from_slice(&bytes).map_err(|_| Error::InvalidToken(Reason::Malformed))
+    serde_json::from_slice(bytes).map_err(|_| Error::InvalidToken(Reason::Malformed))
 }
 
 fn now_secs() -> u64 {

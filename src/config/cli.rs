@@ -117,6 +117,17 @@ pub struct Cli {
     )]
     pub jwks_max_stale_secs: String,
 
+    /// Memory for the verified-token cache, in bytes: a token seen before is answered
+    /// without a second signature check, until its `exp` or until its key leaves the key
+    /// set. 0 turns the cache off.
+    #[arg(
+        long,
+        env = "AUTH_TOKEN_CACHE_BYTES",
+        value_name = "BYTES",
+        default_value = "4194304"
+    )]
+    pub token_cache_bytes: String,
+
     /// Listen address.
     #[arg(
         long,

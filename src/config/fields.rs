@@ -286,6 +286,21 @@ pub(super) fn log_format(value: &str) -> Result<LogFormat, ConfigError> {
     }
 }
 
+/// The most memory the token cache may be given: 1 GiB.
+const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
+
+pub(super) fn token_cache_bytes(value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(bytes) if bytes <= MAX_TOKEN_CACHE_BYTES => Ok(bytes),
+        _ => Err(error(
+            "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
+            format!(
+                "`{value}` is not a number of bytes from 0 (cache off) to {MAX_TOKEN_CACHE_BYTES}; the default is 4194304 (4 MiB)"
+            ),
+        )),
+    }
+}
+
 pub(super) fn seconds(setting: &'static str, value: &str) -> Result<u64, ConfigError> {
     value.trim().parse().map_err(|_| {
         error(

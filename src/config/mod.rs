@@ -20,7 +20,7 @@ use crate::telemetry::TrustedProxies;
 use fields::{
     algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
     metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
-    trusted_proxies, workers,
+    token_cache_bytes, trusted_proxies, workers,
 };
 
 /// Where tokens come from.
@@ -115,6 +115,8 @@ pub struct Config {
     pub required_scopes: Vec<String>,
     /// Key-set refresh timing.
     pub refresh: RefreshPolicy,
+    /// Memory for the verified-token cache, in bytes; 0 turns it off.
+    pub token_cache_bytes: usize,
     /// Listen address.
     pub bind: SocketAddr,
     /// Worker threads.
@@ -289,6 +291,7 @@ impl Config {
             leeway_secs,
             required_scopes: scopes(&cli.required_scopes)?,
             refresh,
+            token_cache_bytes: token_cache_bytes(&cli.token_cache_bytes)?,
             bind: bind(&cli.bind)?,
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
@@ -437,6 +440,27 @@ mod tests {
             assert!(
                 message.starts_with("PUBLIC_URL (--public-url)") && message.contains(needle),
                 "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_cache_size_is_bytes_from_zero_to_a_gibibyte() {
+        let size = |value: &str| {
+            Config::from_cli(cli(&["--dev", &format!("--token-cache-bytes={value}")]))
+                .map(|c| c.token_cache_bytes)
+        };
+        assert_eq!(size("0"), Ok(0));
+        assert_eq!(size("1048576"), Ok(1 << 20));
+        assert_eq!(
+            Config::from_cli(cli(&["--dev"])).map(|c| c.token_cache_bytes),
+            Ok(4 << 20)
+        );
+        for bad in ["-1", "4MiB", "", "1073741825"] {
+            assert!(
+                problem(&["--dev", &format!("--token-cache-bytes={bad}")])
+                    .starts_with("AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes): "),
+                "{bad}"
             );
         }
     }

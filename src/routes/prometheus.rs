@@ -51,4 +51,25 @@ fn read_from_guard(out: &mut Exposition, guard: &Guard) {
             .fetch_counts()
             .map(|(outcome, n)| (outcome.label(), n)),
     );
+    let cache = guard.cache_stats();
+    out.counter(
+        "api_guard_token_cache_hits_total",
+        "Requests whose token was answered from the verified-token cache",
+        cache.hits,
+    );
+    out.counter(
+        "api_guard_token_cache_misses_total",
+        "Requests whose token went through full validation (not cached, expired or key gone)",
+        cache.misses,
+    );
+    out.gauge(
+        "api_guard_token_cache_entries",
+        "Verified tokens held in the cache",
+        cache.entries,
+    );
+    out.gauge(
+        "api_guard_token_cache_bytes",
+        "Estimated bytes held by the verified-token cache (AUTH_TOKEN_CACHE_BYTES bounds it)",
+        cache.bytes,
+    );
 }

@@ -36,6 +36,12 @@ async fn a_removed_key_is_refused_once_the_store_has_refreshed() {
     let old_kid = app.issuer.signing_kid();
     let old_token = app.token();
     assert_eq!(app.whoami(&old_token).await.status, 200);
+    assert_eq!(app.whoami(&old_token).await.status, 200);
+    assert_eq!(
+        app.app.guard().cache_stats().hits,
+        1,
+        "the old token is served from the token cache"
+    );
     let new_kid = app.issuer.add_key(SigningAlg::RS256);
     assert!(app.issuer.use_key(&new_kid));
     assert!(app.issuer.remove_key(&old_kid));
@@ -46,6 +52,29 @@ async fn a_removed_key_is_refused_once_the_store_has_refreshed() {
     assert_eq!(
         reply.body["error_description"],
         Reason::UnknownKey.description()
+    );
+}
+
+#[actix_web::test]
+async fn a_cached_token_of_a_key_kept_by_a_refresh_is_still_served_from_the_cache() {
+    let app = spawn_app().await;
+    let old_token = app.token();
+    assert_eq!(app.whoami(&old_token).await.status, 200);
+    let fetches = app.issuer.jwks_fetches();
+    let new_kid = app.issuer.add_key(SigningAlg::ES256);
+    assert!(app.issuer.use_key(&new_kid));
+    assert_eq!(app.whoami(&app.token()).await.status, 200);
+    assert_eq!(
+        app.issuer.jwks_fetches(),
+        fetches + 1,
+        "the store refreshed"
+    );
+    let hits = app.app.guard().cache_stats().hits;
+    assert_eq!(app.whoami(&old_token).await.status, 200);
+    assert_eq!(
+        app.app.guard().cache_stats().hits,
+        hits + 1,
+        "the unchanged key is the same key: its tokens stay cached"
     );
 }
 

@@ -17,4 +17,5 @@ mod openapi;
 mod process;
 mod rfc6750;
 mod shutdown;
+mod token_cache;
 mod token_shapes;

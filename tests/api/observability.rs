@@ -43,6 +43,8 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
     for _ in 0..2 {
         assert_eq!(app.get("/api/hello", &[]).await.status, 200);
     }
+    // The second time, the token is answered from the verified-token cache.
+    assert_eq!(app.whoami(&token).await.status, 200);
     assert_eq!(app.whoami(&token).await.status, 200);
     assert_eq!(app.get("/api/whoami", &[]).await.status, 401);
     assert_eq!(app.whoami("not.a.token").await.status, 401);
@@ -58,10 +60,10 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
     );
     for sample in [
         r#"api_guard_http_requests_total{route="/api/hello",status="200"} 2"#,
-        r#"api_guard_http_requests_total{route="/api/whoami",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",status="200"} 2"#,
         r#"api_guard_http_requests_total{route="/api/whoami",status="401"} 3"#,
         r#"api_guard_http_requests_total{route="unmatched",status="404"} 2"#,
-        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami"} 4"#,
+        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami"} 5"#,
         r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",le="+Inf"} 2"#,
         r#"api_guard_auth_rejections_total{reason="no_header"} 1"#,
         r#"api_guard_auth_rejections_total{reason="malformed"} 2"#,
@@ -70,6 +72,10 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
         "api_guard_jwks_keys 1",
         "api_guard_http_requests_in_flight 1",
         "api_guard_draining 0",
+        // One hit; the misses are the first sight of the token and the two malformed ones.
+        "api_guard_token_cache_hits_total 1",
+        "api_guard_token_cache_misses_total 3",
+        "api_guard_token_cache_entries 1",
     ] {
         assert_sample(&text, sample);
     }

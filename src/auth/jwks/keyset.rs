@@ -2,15 +2,17 @@
 //!
 //! Each JWK is checked on its own: a key that is unusable (symmetric, for encryption, too
 //! short, a curve we do not support, bad encoding) is skipped with a warning and never spoils
-//! the rest of the set.
+//! the rest of the set. Each usable key is parsed into aws-lc verification keys once, when
+//! the set is loaded, so a request only runs the signature check itself.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
-use aws_lc_rs::signature;
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 /// Most keys a set may hold; issuers publish a handful (Okta: two to four).
@@ -51,14 +53,36 @@ pub struct Key {
     pub kind: KeyKind,
     /// The JWK's `alg`, when it names one: then only that algorithm may use the key.
     pub alg: Option<Algorithm>,
-    /// The key in the form the verifier takes.
-    pub decoding: DecodingKey,
+    /// The public key, parsed once for each algorithm it accepts (aws-lc binds a parsed key
+    /// to one algorithm; an RSA key without `alg` gets one per RS/PS variant).
+    verifiers: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
 impl Key {
     /// Whether this key may verify a token whose header says `alg` (RFC 8725 §2.1, §3.1).
     pub fn accepts(&self, alg: Algorithm) -> bool {
         self.kind.fits(alg) && self.alg.is_none_or(|own| own == alg)
+    }
+
+    /// Whether `signature` (already base64url-decoded) is this key's signature of `message`
+    /// under `alg`. `false` for an algorithm the key does not accept.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.accepts(alg)
+            && self
+                .verifiers
+                .iter()
+                .find(|(own, _)| *own == alg)
+                .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+    }
+
+    /// Whether `other` is the same key: same kind, same `alg` restriction, same public key.
+    fn same_as(&self, other: &Key) -> bool {
+        self.kind == other.kind && self.alg == other.alg && self.public_key() == other.public_key()
+    }
+
+    /// The public key's encoding (every verifier holds the same key).
+    fn public_key(&self) -> &[u8] {
+        self.verifiers.first().map_or(&[], |(_, key)| key.as_ref())
     }
 }
 
@@ -71,11 +95,12 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// The verification keys of an issuer, by `kid`.
+/// The verification keys of an issuer, by `kid`. Keys are shared (`Arc`), so that a key
+/// unchanged by a refresh stays the very same object: the token cache recognises it.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    by_kid: HashMap<String, Key>,
-    without_kid: Vec<Key>,
+    by_kid: HashMap<String, Arc<Key>>,
+    without_kid: Vec<Arc<Key>>,
 }
 
 impl KeySet {
@@ -103,10 +128,10 @@ impl KeySet {
                         taken.key()
                     ),
                     Entry::Vacant(free) => {
-                        free.insert(key);
+                        free.insert(Arc::new(key));
                     }
                 },
-                Ok((None, key)) => set.without_kid.push(key),
+                Ok((None, key)) => set.without_kid.push(Arc::new(key)),
                 Err(why) => log::warn!("JWKS: skipping key #{index}: {why}"),
             }
         }
@@ -114,12 +139,12 @@ impl KeySet {
     }
 
     /// The key named `kid`.
-    pub fn get(&self, kid: &str) -> Option<&Key> {
+    pub fn get(&self, kid: &str) -> Option<&Arc<Key>> {
         self.by_kid.get(kid)
     }
 
     /// For a token without `kid`: the one key that accepts `alg`, if exactly one does.
-    pub fn only_key_for(&self, alg: Algorithm) -> Option<&Key> {
+    pub fn only_key_for(&self, alg: Algorithm) -> Option<&Arc<Key>> {
         let mut candidates = self
             .by_kid
             .values()
@@ -137,6 +162,21 @@ impl KeySet {
     /// Whether the set holds no usable key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Takes over from `previous` every key that did not change (same `kid`, kind, `alg` and
+    /// public key), so what was verified with it stays recognisably verified by it.
+    pub fn keep_unchanged_from(&mut self, previous: &KeySet) {
+        for (kid, key) in &mut self.by_kid {
+            if let Some(old) = previous.by_kid.get(kid).filter(|old| old.same_as(key)) {
+                *key = Arc::clone(old);
+            }
+        }
+        for key in &mut self.without_kid {
+            if let Some(old) = previous.without_kid.iter().find(|old| old.same_as(key)) {
+                *key = Arc::clone(old);
+            }
+        }
     }
 
     /// The `kid`s of the set, for logs.
@@ -193,16 +233,38 @@ fn parse_jwk(jwk: serde_json::Value) -> Result<(Option<String>, Key), String> {
             Some(alg)
         }
     };
-    let decoding = decoding_key(&raw, kind).map_err(|why| format!("{name}: {why}"))?;
+    let public_key = public_key(&raw, kind).map_err(|why| format!("{name}: {why}"))?;
+    let verifiers = ALGORITHMS
+        .iter()
+        .filter(|(own, _)| kind.fits(*own) && alg.is_none_or(|alg| alg == *own))
+        .map(|&(own, verification)| {
+            ParsedPublicKey::new(verification, &public_key)
+                .map(|parsed| (own, parsed))
+                .map_err(|_| format!("{name}: aws-lc rejects the public key"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok((
         kid,
         Key {
             kind,
             alg,
-            decoding,
+            verifiers,
         },
     ))
 }
+
+/// The aws-lc verification algorithm of each JWS algorithm we verify (RFC 7518 §3.1).
+const ALGORITHMS: [(Algorithm, &dyn VerificationAlgorithm); 9] = [
+    (Algorithm::RS256, &signature::RSA_PKCS1_2048_8192_SHA256),
+    (Algorithm::RS384, &signature::RSA_PKCS1_2048_8192_SHA384),
+    (Algorithm::RS512, &signature::RSA_PKCS1_2048_8192_SHA512),
+    (Algorithm::PS256, &signature::RSA_PSS_2048_8192_SHA256),
+    (Algorithm::PS384, &signature::RSA_PSS_2048_8192_SHA384),
+    (Algorithm::PS512, &signature::RSA_PSS_2048_8192_SHA512),
+    (Algorithm::ES256, &signature::ECDSA_P256_SHA256_FIXED),
+    (Algorithm::ES384, &signature::ECDSA_P384_SHA384_FIXED),
+    (Algorithm::EdDSA, &signature::ED25519),
+];
 
 fn kind_of(raw: &RawJwk) -> Result<KeyKind, String> {
     match (raw.kty.as_str(), raw.crv.as_deref()) {
@@ -218,7 +280,9 @@ fn kind_of(raw: &RawJwk) -> Result<KeyKind, String> {
     }
 }
 
-fn decoding_key(raw: &RawJwk, kind: KeyKind) -> Result<DecodingKey, String> {
+/// The public key as aws-lc parses it: DER `RSAPublicKey` (RFC 8017 §A.1.1), an uncompressed
+/// EC point (SEC 1 §2.3.3), or the 32 Ed25519 bytes (RFC 8037 §2).
+fn public_key(raw: &RawJwk, kind: KeyKind) -> Result<Vec<u8>, String> {
     match kind {
         KeyKind::Rsa => {
             let n = bytes(&raw.n, "n")?;
@@ -237,7 +301,7 @@ fn decoding_key(raw: &RawJwk, kind: KeyKind) -> Result<DecodingKey, String> {
             if !odd || e.len() > 4 || e == [1] {
                 return Err("RSA exponent is out of range".into());
             }
-            Ok(DecodingKey::from_rsa_raw_components(n, e))
+            Ok(rsa_public_key_der(n, e))
         }
         KeyKind::EcP256 | KeyKind::EcP384 => {
             let size = if kind == KeyKind::EcP256 { 32 } else { 48 };
@@ -254,18 +318,18 @@ fn decoding_key(raw: &RawJwk, kind: KeyKind) -> Result<DecodingKey, String> {
             } else {
                 &signature::ECDSA_P384_SHA384_FIXED
             };
-            signature::ParsedPublicKey::new(curve, &point)
+            ParsedPublicKey::new(curve, &point)
                 .map_err(|_| "EC point is not on the curve".to_owned())?;
-            Ok(DecodingKey::from_ec_der(&point))
+            Ok(point)
         }
         KeyKind::Ed25519 => {
             let x = bytes(&raw.x, "x")?;
             if x.len() != 32 {
                 return Err("Ed25519 public key must be 32 bytes".into());
             }
-            signature::ParsedPublicKey::new(&signature::ED25519, &x)
+            ParsedPublicKey::new(&signature::ED25519, &x)
                 .map_err(|_| "Ed25519 public key is invalid".to_owned())?;
-            Ok(DecodingKey::from_ed_der(&x))
+            Ok(x)
         }
     }
 }
@@ -277,6 +341,39 @@ fn bytes(field: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
     URL_SAFE_NO_PAD
         .decode(value)
         .map_err(|_| format!("`{name}` is not base64url"))
+}
+
+/// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` from the
+/// big-endian magnitudes `n` and `e` (no leading zero bytes).
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    for magnitude in [n, e] {
+        // A leading 0x00 keeps an INTEGER with its top bit set positive (X.690 §8.3).
+        let pad = magnitude.first().is_some_and(|top| top & 0x80 != 0);
+        body.push(0x02);
+        der_length(&mut body, magnitude.len() + usize::from(pad));
+        if pad {
+            body.push(0x00);
+        }
+        body.extend_from_slice(magnitude);
+    }
+    let mut der = Vec::with_capacity(body.len() + 4);
+    der.push(0x30);
+    der_length(&mut der, body.len());
+    der.extend_from_slice(&body);
+    der
+}
+
+/// A DER length (X.690 §8.1.3): short form below 128, else the long form.
+fn der_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let significant = strip_leading_zeros(&bytes);
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {

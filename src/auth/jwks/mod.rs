@@ -217,7 +217,13 @@ impl Shared {
                     fetched.uri,
                     (lifetime.mul_f64(0.9)).as_secs()
                 );
-                self.keys.store(Some(Arc::new(fetched.keys)));
+                let mut keys = fetched.keys;
+                // Unchanged keys stay the same objects, so cached tokens they verified stay
+                // valid; tokens of a dropped or replaced key stop being served from the cache.
+                if let Some(previous) = self.keys.load_full() {
+                    keys.keep_unchanged_from(&previous);
+                }
+                self.keys.store(Some(Arc::new(keys)));
                 if let Some(endpoint) = fetched.token_endpoint {
                     self.token_endpoint.store(Some(Arc::new(endpoint)));
                 }

@@ -1,0 +1,318 @@
+//! The verified-token cache: a token seen before answers without a second signature check.
+//!
+//! Client-credentials clients send the same token until it expires, so most requests repeat
+//! a token already verified. The cache is keyed on the whole token (hashed, then compared
+//! byte for byte: a hash alone is never trusted), bounded by an estimate of the bytes it
+//! holds, and shared by every worker. An entry is served only while
+//!
+//! - its token has not reached `exp` (no leeway: an entry never outlives its token), and
+//!   its `nbf` / `iat` allow it, exactly as the validator would;
+//! - the key that verified it is still the key the current key set has for that token: a
+//!   refresh that drops or replaces the key makes the entry useless, and it is removed when
+//!   next looked at (RFC 7517 key rotation).
+//!
+//! Anything else (an expired entry, a rotated key) is a miss, and the token goes through
+//! the full validation again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use jsonwebtoken::Algorithm;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use super::claims::AuthenticatedClaims;
+use super::jwks::{Key, KeySet};
+use super::validator::Verified;
+
+/// The cache size when `AUTH_TOKEN_CACHE_BYTES` is not set: about 1,500 Okta-sized tokens.
+pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What an entry costs beyond its token and claims: the entry, the map slot, the key and
+/// claim containers. An estimate, on the generous side.
+const ENTRY_OVERHEAD_BYTES: u64 = 320;
+/// Parsed claims take about three times their JSON size (strings, map nodes, values), and
+/// their JSON is kept once written (for whoami).
+const CLAIMS_FACTOR: u64 = 4;
+
+/// Counters and size of the token cache, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Requests whose token was not in the cache, or whose entry could no longer be used
+    /// (expired, key rotated); they went through full validation.
+    pub misses: u64,
+    /// Tokens held now.
+    pub entries: u64,
+    /// Estimated bytes held now.
+    pub bytes: u64,
+    /// The most bytes the cache may hold (`AUTH_TOKEN_CACHE_BYTES`); 0 when it is off.
+    pub capacity_bytes: u64,
+}
+
+/// The verified-token cache, shared by every worker. `capacity_bytes` of 0 turns it off.
+pub struct TokenCache {
+    entries: Option<Cache<Box<str>, Arc<Entry>, EntryWeight>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    capacity_bytes: u64,
+}
+
+/// A verified token's claims and what decides whether they may still be served.
+struct Entry {
+    claims: AuthenticatedClaims,
+    /// The key that verified the token; weak, so a dropped key set frees its keys.
+    key: Weak<Key>,
+    kid: Option<Box<str>>,
+    alg: Algorithm,
+    valid_from: f64,
+    expires_at: f64,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct EntryWeight;
+
+impl Weighter<Box<str>, Arc<Entry>> for EntryWeight {
+    fn weight(&self, _token: &Box<str>, entry: &Arc<Entry>) -> u64 {
+        entry.weight
+    }
+}
+
+impl TokenCache {
+    /// A cache holding about `capacity_bytes` of tokens and claims; 0 for none.
+    pub fn new(capacity_bytes: usize) -> TokenCache {
+        let capacity_bytes = capacity_bytes as u64;
+        let entries = (capacity_bytes > 0).then(|| {
+            // quick_cache sizes its table from the expected number of entries.
+            let expected = (capacity_bytes / 2048).max(16) as usize;
+            Cache::with_weighter(expected, capacity_bytes, EntryWeight)
+        });
+        TokenCache {
+            entries,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            capacity_bytes,
+        }
+    }
+
+    /// The verified claims of `token` if it is cached and may be served at `now` (seconds
+    /// since the epoch) with `keys` as the current key set. Counts a hit or a miss.
+    pub(crate) fn get(&self, token: &str, keys: &KeySet, now: f64) -> Option<AuthenticatedClaims> {
+        let entries = self.entries.as_ref()?;
+        let found = entries.get(token);
+        match found {
+            Some(entry) if entry.may_serve(keys, now) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(entry.claims.clone())
+            }
+            Some(_) => {
+                entries.remove(token);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Keeps `verified` for `token` (if it can still be served after `now`) and returns its
+    /// claims.
+    pub(crate) fn insert(&self, token: &str, verified: Verified, now: f64) -> AuthenticatedClaims {
+        let Some(entries) = &self.entries else {
+            return verified.claims;
+        };
+        if now >= verified.expires_at {
+            return verified.claims;
+        }
+        let weight = 2 * token.len() as u64
+            + CLAIMS_FACTOR * verified.claims_bytes as u64
+            + ENTRY_OVERHEAD_BYTES;
+        let claims = verified.claims.clone();
+        let entry = Entry {
+            claims: verified.claims,
+            key: Arc::downgrade(&verified.key),
+            kid: verified.kid,
+            alg: verified.alg,
+            valid_from: verified.valid_from,
+            expires_at: verified.expires_at,
+            weight,
+        };
+        entries.insert(Box::from(token), Arc::new(entry));
+        claims
+    }
+
+    /// Hits, misses and size.
+    pub fn stats(&self) -> CacheStats {
+        let (entries, bytes) = self
+            .entries
+            .as_ref()
+            .map_or((0, 0), |cache| (cache.len() as u64, cache.weight()));
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
+            capacity_bytes: self.capacity_bytes,
+        }
+    }
+}
+
+impl Entry {
+    fn may_serve(&self, keys: &KeySet, now: f64) -> bool {
+        if !(self.valid_from <= now && now < self.expires_at) {
+            return false;
+        }
+        // The key the current set has for this token must be the very key that verified it.
+        let current = match self.kid.as_deref() {
+            Some(kid) => keys.get(kid),
+            None => keys.only_key_for(self.alg),
+        };
+        current.is_some_and(|key| std::ptr::eq(Arc::as_ptr(key), self.key.as_ptr()))
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    /// A key set with RSA keys named `kids` (random-looking moduli: never used to verify).
+    fn key_set(kids: &[(&str, u8)]) -> KeySet {
+        let keys: Vec<_> = kids
+            .iter()
+            .map(|(kid, fill)| {
+                let n = URL_SAFE_NO_PAD.encode(vec![*fill; 256]);
+                json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"})
+            })
+            .collect();
+        KeySet::from_json(json!({ "keys": keys }).to_string().as_bytes()).unwrap_or_default()
+    }
+
+    fn verified(keys: &KeySet, kid: &str, valid_from: f64, expires_at: f64) -> Verified {
+        Verified {
+            claims: AuthenticatedClaims::from_verified(Map::new()),
+            key: Arc::clone(keys.get(kid).expect("the key is in the set")),
+            kid: Some(kid.into()),
+            alg: Algorithm::RS256,
+            expires_at,
+            valid_from,
+            claims_bytes: 200,
+        }
+    }
+
+    const TOKEN: &str = "header.payload.signature";
+
+    #[test]
+    fn a_cached_token_is_served_until_its_exp_and_never_at_or_after_it() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&keys, "a", 0.0, 1000.5), 900.0);
+        assert!(cache.get(TOKEN, &keys, 900.0).is_some());
+        assert!(cache.get(TOKEN, &keys, 1000.4).is_some());
+        assert!(cache.get(TOKEN, &keys, 1000.5).is_none(), "at exp");
+        assert!(
+            cache.get(TOKEN, &keys, 999.0).is_none(),
+            "the expired entry is gone"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_cached_token_is_not_served_before_it_is_valid() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&keys, "a", 500.0, 1000.0), 400.0);
+        assert!(cache.get(TOKEN, &keys, 499.9).is_none());
+    }
+
+    #[test]
+    fn a_token_already_expired_is_not_cached() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&keys, "a", 0.0, 1000.0), 1000.0);
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn only_the_very_same_token_hits() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&keys, "a", 0.0, 1000.0), 1.0);
+        assert!(cache.get("header.payload.signaturE", &keys, 1.0).is_none());
+        assert!(cache.get("header.payload.signature.", &keys, 1.0).is_none());
+        assert!(cache.get(TOKEN, &keys, 1.0).is_some());
+    }
+
+    #[test]
+    fn a_token_whose_key_left_the_key_set_is_not_served() {
+        let old = key_set(&[("a", 0xC3), ("b", 0xC5)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&old, "a", 0.0, 1000.0), 1.0);
+        let mut removed = key_set(&[("b", 0xC5)]);
+        removed.keep_unchanged_from(&old);
+        assert!(cache.get(TOKEN, &removed, 2.0).is_none());
+        assert!(
+            cache.get(TOKEN, &old, 2.0).is_none(),
+            "the entry was dropped"
+        );
+    }
+
+    #[test]
+    fn a_token_whose_kid_now_names_another_key_is_not_served() {
+        let old = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&old, "a", 0.0, 1000.0), 1.0);
+        let mut replaced = key_set(&[("a", 0xC5)]);
+        replaced.keep_unchanged_from(&old);
+        assert!(cache.get(TOKEN, &replaced, 2.0).is_none());
+    }
+
+    #[test]
+    fn a_token_whose_key_survived_a_refresh_is_still_served() {
+        let old = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(1 << 20);
+        cache.insert(TOKEN, verified(&old, "a", 0.0, 1000.0), 1.0);
+        let mut refreshed = key_set(&[("a", 0xC3), ("b", 0xC5)]);
+        refreshed.keep_unchanged_from(&old);
+        drop(old);
+        assert!(cache.get(TOKEN, &refreshed, 2.0).is_some());
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let capacity = 64 * 1024;
+        let cache = TokenCache::new(capacity);
+        for n in 0..1000 {
+            cache.insert(&format!("{TOKEN}{n}"), verified(&keys, "a", 0.0, 1e9), 1.0);
+        }
+        let stats = cache.stats();
+        assert!(stats.bytes <= capacity as u64, "{stats:?}");
+        assert!(stats.entries > 10 && stats.entries < 1000, "{stats:?}");
+    }
+
+    #[test]
+    fn a_cache_of_zero_bytes_is_off() {
+        let keys = key_set(&[("a", 0xC3)]);
+        let cache = TokenCache::new(0);
+        cache.insert(TOKEN, verified(&keys, "a", 0.0, 1000.0), 1.0);
+        assert!(cache.get(TOKEN, &keys, 2.0).is_none());
+        assert_eq!(cache.stats(), CacheStats::default());
+    }
+}
