@@ -1,24 +1,10 @@
 //! Discovery against metadata servers that are not the development issuer: the
 //! `openid-configuration` fallback, and redirects, which the fetch client never follows.
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::helpers::spawn_app_with;
-
-/// Serves `routes` on a loopback port; returns its base URL.
-async fn serve(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || App::new().configure(routes.clone()))
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-    actix_web::rt::spawn(server);
-    base
-}
+use crate::helpers::{serve, spawn_app_with};
 
 fn issuer_url(base: &str) -> api_guard::config::Issuer {
     let url = format!("{base}/oauth2/default");

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
 use api_guard::dev_issuer::DevIssuer;
 use api_guard::{Application, Config};
 use serde_json::Value;
@@ -229,4 +230,18 @@ pub fn wait_at_most(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Serves `routes` on a loopback port; returns its base URL.
+pub async fn serve(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+    actix_web::rt::spawn(server);
+    base
 }

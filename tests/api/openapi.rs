@@ -4,12 +4,14 @@
 
 use std::net::SocketAddr;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use api_guard::config::{Issuer, IssuerUrl};
 use api_guard::{Application, Config};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, client, read, resource_metadata_url, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, client, read, resource_metadata_url, serve, spawn_app, spawn_app_with,
+};
 
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
@@ -297,18 +299,4 @@ async fn a_valid_token_gets_no_challenge_and_open_routes_never_get_one() {
         assert_eq!(reply.status, 200, "{path}");
         assert_eq!(reply.header("www-authenticate"), None, "{path}");
     }
-}
-
-/// Serves `routes` on a loopback port; returns its base URL.
-async fn serve(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || App::new().configure(routes.clone()))
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-    actix_web::rt::spawn(server);
-    base
 }
