@@ -11,8 +11,9 @@ WORKDIR /src
 # aws-lc-sys builds its C sources with the gcc that rust:slim ships.
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY src ./src
-# Cargo.toml names the test target; cargo reads its path even for a build.
+# Cargo.toml names the test and bench targets; cargo reads their paths even for a build.
 COPY tests ./tests
+COPY benches ./benches
 # --no-default-features: the development issuer (`--dev`) is not compiled in at all.
 RUN cargo build --locked --release --no-default-features --bin api-guard \
     && cp target/release/api-guard /api-guard

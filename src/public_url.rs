@@ -12,8 +12,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
-use actix_web::http::header::HOST;
+use actix_web::http::header::{CACHE_CONTROL, HOST, VARY};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 /// `PUBLIC_URL`, or nothing to derive it per request. Register it as app data; without
 /// it, the URL is derived from each request.
@@ -35,6 +35,21 @@ impl PublicUrl {
             Some(url) => Cow::Borrowed(url),
             None => Cow::Owned(derive(req)),
         }
+    }
+
+    /// A response carrying a document that names the public URL: shared caches may keep it for
+    /// 5 minutes, and, when the URL comes from `Host`, must key it on `Host` too (`Vary`), so
+    /// one client's `Host` is never served to another.
+    pub fn cacheable_response(req: &HttpRequest) -> HttpResponseBuilder {
+        let mut response = HttpResponse::Ok();
+        response.insert_header((CACHE_CONTROL, "public, max-age=300"));
+        if req
+            .app_data::<PublicUrl>()
+            .is_none_or(|public| public.0.is_none())
+        {
+            response.insert_header((VARY, "Host"));
+        }
+        response
     }
 
     /// [`PublicUrl::for_request`] with the app's registered `PublicUrl`, if any.

@@ -39,7 +39,6 @@ impl Drain {
     }
 }
 
-/// SIGTERM and SIGINT, as one stream.
 /// SIGTERM and SIGINT, listened to from [`Signals::listen`] on: create it before anything a
 /// signal could interrupt (start-up), so that none falls on the default action and kills the
 /// process before the shutdown sequence runs.
@@ -109,7 +108,8 @@ impl Application {
                     // A request leaves the count when its worker drops the written body, a
                     // moment before the same worker flushes it to the socket: let that finish
                     // before the process exits.
-                    tokio::time::sleep(FLUSH_GRACE).await;
+                    let flushed = (Instant::now() + FLUSH_GRACE).min(deadline);
+                    tokio::time::sleep_until(flushed.into()).await;
                     log::info!("stopped: every request in flight finished");
                     return Ok(());
                 },

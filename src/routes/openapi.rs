@@ -6,7 +6,6 @@
 //! the issuer's token endpoint: Postman's "Import > OpenAPI" turns it into the request's
 //! authorization, ready for "Get New Access Token". 3.0.x, not 3.1: importers read it best.
 
-use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Map, Value, json};
 
@@ -24,9 +23,7 @@ pub async fn openapi(req: HttpRequest, published: web::Data<Published>) -> HttpR
     let store = req.app_data::<Guard>().map(Guard::store);
     let token_url = published.token_url(store);
     let document = document(&PublicUrl::of(&req), &token_url, &published);
-    HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "public, max-age=300"))
-        .json(document)
+    PublicUrl::cacheable_response(&req).json(document)
 }
 
 /// The OpenAPI document for a service reached at `public_url` whose clients get tokens

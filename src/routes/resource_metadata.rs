@@ -5,7 +5,6 @@
 //! document a Bearer challenge names has the URL the client called as its `resource`
 //! (§3.3); without a path it is the public URL itself.
 
-use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
@@ -17,15 +16,13 @@ use crate::public_url::PublicUrl;
 pub async fn metadata(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
     let tail = req.path().strip_prefix(WELL_KNOWN_PATH).unwrap_or_default();
     let resource = format!("{}{tail}", PublicUrl::of(&req));
-    HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "public, max-age=300"))
-        .json(json!({
-            "resource": resource,
-            "authorization_servers": [published.issuer],
-            "scopes_supported": published.scope_names(),
-            "bearer_methods_supported": ["header"],
-            "resource_name": "api-guard",
-        }))
+    PublicUrl::cacheable_response(&req).json(json!({
+        "resource": resource,
+        "authorization_servers": [published.issuer],
+        "scopes_supported": published.scope_names(),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "api-guard",
+    }))
 }
 
 /// Registers the document at the well-known path and below it.

@@ -216,6 +216,12 @@ async fn without_public_url_the_host_header_names_the_service_and_forwarded_head
     ];
     let metadata = app.get(WELL_KNOWN, &spoofed).await;
     assert_eq!(metadata.body["resource"], "http://api.internal:9000");
+    // A shared cache must not serve this Host's document to a request with another Host.
+    assert_eq!(metadata.header("vary"), Some("Host"));
+    assert_eq!(
+        metadata.header("cache-control"),
+        Some("public, max-age=300")
+    );
     let document = openapi(&app, &spoofed).await;
     assert_eq!(
         document["servers"],
@@ -237,7 +243,13 @@ async fn public_url_names_the_service_whatever_the_host_header_says() {
     let public = "https://api.example.com";
     let app = spawn_app_with(|config| config.public_url = Some(public.into())).await;
     let host = [("Host", "api.internal:9000")];
-    assert_eq!(app.get(WELL_KNOWN, &host).await.body["resource"], public);
+    let metadata = app.get(WELL_KNOWN, &host).await;
+    assert_eq!(metadata.body["resource"], public);
+    assert_eq!(
+        metadata.header("vary"),
+        None,
+        "the document does not depend on Host"
+    );
     assert_eq!(
         openapi(&app, &host).await["servers"],
         json!([{"url": public}])
