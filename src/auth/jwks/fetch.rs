@@ -199,9 +199,9 @@ impl Fetcher {
             match self.metadata(&url, issuer).await {
                 Ok(found) => {
                     log::info!(
-                        "discovered jwks_uri {} and token_endpoint {:?} from {url}",
+                        "discovered from {url}: jwks_uri {}, token_endpoint {}",
                         found.jwks_uri,
-                        found.token_endpoint
+                        found.token_endpoint.as_deref().unwrap_or("(none usable)")
                     );
                     return Ok(found);
                 }
