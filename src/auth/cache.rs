@@ -187,7 +187,9 @@ impl std::fmt::Debug for TokenCache {
 mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use serde_json::{Map, json};
+    use serde_json::json;
+
+    use crate::auth::claims::Registered;
 
     use super::*;
 
@@ -205,7 +207,7 @@ mod tests {
 
     fn verified(keys: &KeySet, kid: &str, valid_from: f64, expires_at: f64) -> Verified {
         Verified {
-            claims: AuthenticatedClaims::from_verified(Map::new()),
+            claims: AuthenticatedClaims::from_verified("{}", &Registered::default()),
             key: Arc::clone(keys.get(kid).expect("the key is in the set")),
             kid: Some(kid.into()),
             alg: Algorithm::RS256,

@@ -3,8 +3,11 @@
 //! Okta writes scopes as an `scp` array and the client as `cid`; RFC 9068 §2.2 writes a
 //! space-separated `scope` string and `client_id`. Both are read, and matched exactly.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::Error;
@@ -30,33 +33,42 @@ pub struct AuthenticatedClaims(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    claims: Map<String, Value>,
+    /// The claims as the issuer signed them: one JSON object, valid UTF-8 and valid JSON,
+    /// every claim name once.
+    json: Box<str>,
+    sub: Option<Box<str>>,
+    client_id: Option<Box<str>>,
     scopes: Vec<String>,
-    /// The claims as JSON, written on first use and then shared (cached tokens reuse it).
-    json: OnceLock<String>,
+    /// Every claim as a map, parsed from `json` only if asked for.
+    map: OnceLock<Map<String, Value>>,
 }
 
 impl AuthenticatedClaims {
-    /// Wraps claims that were verified. Only the validator calls this.
-    pub(crate) fn from_verified(claims: Map<String, Value>) -> Self {
-        let scopes = scopes_of(&claims);
+    /// Wraps claims that were verified: their JSON and what [`Registered`] read from it.
+    /// Only the validator calls this.
+    pub(crate) fn from_verified(json: &str, registered: &Registered<'_>) -> Self {
+        let owned = |claim: &Option<Claim<'_>>| match claim {
+            Some(Claim::Str(value)) => Some(Box::from(value.as_ref())),
+            _ => None,
+        };
         AuthenticatedClaims(Arc::new(Inner {
-            claims,
-            scopes,
-            json: OnceLock::new(),
+            json: Box::from(json),
+            sub: owned(&registered.sub),
+            client_id: owned(&registered.client_id).or_else(|| owned(&registered.cid)),
+            scopes: scopes_of(registered),
+            map: OnceLock::new(),
         }))
     }
 
     /// `sub`: the subject (for client credentials, usually the client id). Optional in
     /// some issuers' tokens.
     pub fn sub(&self) -> Option<&str> {
-        self.str_claim("sub")
+        self.0.sub.as_deref()
     }
 
     /// The OAuth client the token was issued to: `client_id` (RFC 9068) or Okta's `cid`.
     pub fn client_id(&self) -> Option<&str> {
-        self.str_claim("client_id")
-            .or_else(|| self.str_claim("cid"))
+        self.0.client_id.as_deref()
     }
 
     /// The granted scopes, from Okta's `scp` array and the standard `scope` string.
@@ -81,45 +93,276 @@ impl AuthenticatedClaims {
         }
     }
 
-    /// Every verified claim, as the issuer sent it.
+    /// Every verified claim, as the issuer sent it (parsed on first use).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.map.get_or_init(|| {
+            // The validator parsed this JSON already, as strictly: it cannot fail here.
+            serde_json::from_str(&self.0.json).unwrap_or_default()
+        })
     }
 
-    /// Every verified claim as one JSON object, serialised once per token: a token answered
-    /// from the cache reuses it.
+    /// Every verified claim as one JSON object: the token's own claims, as signed (claim
+    /// order and spacing are the issuer's).
     pub fn claims_json(&self) -> &str {
-        self.0.json.get_or_init(|| {
-            serde_json::to_string(&self.0.claims).unwrap_or_else(|_| "{}".to_owned())
-        })
+        &self.0.json
     }
 
     /// One claim by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
-    }
-
-    fn str_claim(&self, name: &str) -> Option<&str> {
-        self.0.claims.get(name).and_then(Value::as_str)
+        self.claims().get(name)
     }
 }
 
-fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
+fn scopes_of(registered: &Registered<'_>) -> Vec<String> {
     let mut scopes: Vec<String> = Vec::new();
     let mut add = |scope: &str| {
         if !scope.is_empty() && !scopes.iter().any(|s| s == scope) {
             scopes.push(scope.to_owned());
         }
     };
-    match claims.get("scp") {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(&mut add),
-        Some(Value::String(list)) => list.split(' ').for_each(&mut add),
+    match &registered.scp {
+        Some(Claim::List { strings, .. }) => strings.iter().map(Cow::as_ref).for_each(&mut add),
+        Some(Claim::Str(list)) => list.split(' ').for_each(&mut add),
         _ => {}
     }
-    if let Some(Value::String(list)) = claims.get("scope") {
+    if let Some(Claim::Str(list)) = &registered.scope {
         list.split(' ').for_each(&mut add);
     }
     scopes
+}
+
+/// What the validator and [`AuthenticatedClaims`] read from a token's claims, in one pass
+/// over its JSON without building a map: the registered claims, the caller's identity and
+/// scopes, and whether ID-token claims are present. Every other claim is parsed as strictly
+/// as a full parse would (strings, escapes, numbers in range) and skipped. A claim name
+/// given twice is refused (RFC 7519 §4), so the JSON kept is unambiguous.
+#[derive(Debug, Default)]
+pub(crate) struct Registered<'a> {
+    pub(crate) iss: Option<Claim<'a>>,
+    pub(crate) aud: Option<Claim<'a>>,
+    pub(crate) exp: Option<Claim<'a>>,
+    pub(crate) nbf: Option<Claim<'a>>,
+    pub(crate) iat: Option<Claim<'a>>,
+    sub: Option<Claim<'a>>,
+    client_id: Option<Claim<'a>>,
+    cid: Option<Claim<'a>>,
+    scp: Option<Claim<'a>>,
+    scope: Option<Claim<'a>>,
+    /// `nonce`, `at_hash` or `c_hash` is present (OpenID Connect Core §2, §3.1.3.6).
+    pub(crate) id_token_claim: bool,
+}
+
+/// One claim's value, as far as the checks care: strings borrow from the JSON unless they
+/// hold escapes.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Claim<'a> {
+    Str(Cow<'a, str>),
+    Number(f64),
+    /// An array: its strings, and whether it held nothing else.
+    List {
+        strings: Vec<Cow<'a, str>>,
+        only_strings: bool,
+    },
+    /// `null`, a boolean or an object.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Registered<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RegisteredVisitor)
+    }
+}
+
+struct RegisteredVisitor;
+
+impl<'de> Visitor<'de> for RegisteredVisitor {
+    type Value = Registered<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Registered<'de>, A::Error> {
+        let mut claims = Registered::default();
+        let mut names: Vec<Cow<'de, str>> = Vec::with_capacity(24);
+        while let Some(Name(name)) = map.next_key()? {
+            if names.contains(&name) {
+                return Err(de::Error::custom(format_args!("claim {name} given twice")));
+            }
+            let slot = match name.as_ref() {
+                "iss" => &mut claims.iss,
+                "aud" => &mut claims.aud,
+                "exp" => &mut claims.exp,
+                "nbf" => &mut claims.nbf,
+                "iat" => &mut claims.iat,
+                "sub" => &mut claims.sub,
+                "client_id" => &mut claims.client_id,
+                "cid" => &mut claims.cid,
+                "scp" => &mut claims.scp,
+                "scope" => &mut claims.scope,
+                other => {
+                    claims.id_token_claim |= matches!(other, "nonce" | "at_hash" | "c_hash");
+                    map.next_value::<Checked>()?;
+                    names.push(name);
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+            names.push(name);
+        }
+        Ok(claims)
+    }
+}
+
+/// A claim name, borrowed from the JSON unless it holds escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(StrVisitor).map(Name)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(value))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(value.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Claim<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ClaimVisitor)
+    }
+}
+
+struct ClaimVisitor;
+
+impl<'de> Visitor<'de> for ClaimVisitor {
+    type Value = Claim<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Claim<'de>, E> {
+        Ok(Claim::Str(Cow::Borrowed(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Claim<'de>, E> {
+        Ok(Claim::Str(Cow::Owned(value.to_owned())))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Claim<'de>, E> {
+        Ok(Claim::Number(value as f64))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Claim<'de>, E> {
+        Ok(Claim::Number(value as f64))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Claim<'de>, E> {
+        Ok(Claim::Number(value))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Claim<'de>, E> {
+        Ok(Claim::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Claim<'de>, E> {
+        Ok(Claim::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Claim<'de>, A::Error> {
+        let mut strings = Vec::new();
+        let mut only_strings = true;
+        while let Some(item) = items.next_element::<Claim<'de>>()? {
+            match item {
+                Claim::Str(value) => strings.push(value),
+                _ => only_strings = false,
+            }
+        }
+        Ok(Claim::List {
+            strings,
+            only_strings,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Claim<'de>, A::Error> {
+        CheckedVisitor.visit_map(map).map(|_| Claim::Other)
+    }
+}
+
+/// Any JSON value, parsed as strictly as `serde_json::Value` would parse it and dropped.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
+    }
+}
+
+/// Reads `json`, a token's decoded claims, as the validator does: a JSON object, each
+/// claim once.
+pub(crate) fn read(json: &str) -> Result<Registered<'_>, serde_json::Error> {
+    serde_json::from_str(json)
 }
 
 #[cfg(test)]
@@ -129,10 +372,9 @@ mod tests {
     use super::*;
 
     fn claims(value: Value) -> AuthenticatedClaims {
-        match value {
-            Value::Object(map) => AuthenticatedClaims::from_verified(map),
-            _ => unreachable!("test claims are objects"),
-        }
+        let json = value.to_string();
+        let registered = read(&json).expect("test claims are a JSON object");
+        AuthenticatedClaims::from_verified(&json, &registered)
     }
 
     #[test]
@@ -162,6 +404,47 @@ mod tests {
             assert!(!c.has_scope("ORDERS:READ"));
             assert!(!c.has_scope("orders:read "));
         }
+    }
+
+    #[test]
+    fn the_claims_json_is_the_tokens_own_and_the_map_is_parsed_from_it() {
+        let json = r#"{"sub":"a\u0062","scp":["x",1,"y"],"n":{"k":[1.5,null]}}"#;
+        let c = AuthenticatedClaims::from_verified(json, &read(json).expect("valid"));
+        assert_eq!(c.claims_json(), json);
+        assert_eq!(c.sub(), Some("ab"));
+        assert_eq!(c.scopes(), ["x", "y"]);
+        assert_eq!(c.get("n"), Some(&json!({"k": [1.5, null]})));
+        assert_eq!(c.claims().len(), 3);
+    }
+
+    #[test]
+    fn claims_are_read_as_strictly_as_a_full_parse_and_each_name_once() {
+        for twice in [r#"{"iss":"a","iss":"b"}"#, r#"{"x":1,"x":2}"#] {
+            assert!(read(twice).is_err(), "{twice}");
+        }
+        for bad in [
+            r#"{"x":1e400}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":{"y":tru}}"#,
+            r#"[{"iss":"a"}]"#,
+            r#"{"x":1} x"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<Map<String, Value>>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        let registered = read(r#"{"aud":["a",2],"exp":1.5,"nonce":null}"#).expect("valid");
+        assert_eq!(
+            registered.aud,
+            Some(Claim::List {
+                strings: vec!["a".into()],
+                only_strings: false
+            })
+        );
+        assert_eq!(registered.exp, Some(Claim::Number(1.5)));
+        assert!(registered.id_token_claim);
     }
 
     #[test]

@@ -13,10 +13,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use super::cache::TokenCache;
-use super::claims::AuthenticatedClaims;
+use super::claims::{self, AuthenticatedClaims, Claim, Registered};
 use super::error::{Error, Reason};
 use super::jwks::{Key, KeySet};
 
@@ -90,10 +89,6 @@ struct UnverifiedHeader<'a> {
 fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(value).map(|_| true)
 }
-
-/// ID-token claims (OpenID Connect Core §2, §3.1.3.6): an ID token signed by the same issuer
-/// must not pass as an access token when its `aud` happens to be configured (RFC 8725 §3.12).
-const ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
 
 impl Validator {
     /// A validator for tokens of `issuer` meant for any of `audiences`, signed with one of
@@ -240,27 +235,32 @@ impl Validator {
             return Err(invalid(Reason::BadSignature));
         }
 
-        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4), parsed once.
-        let (claims, claims_bytes) = with_decoded(segments.payload_b64, |bytes| {
-            parse_json::<Map<String, Value>>(bytes).map(|claims| (claims, bytes.len()))
-        })?;
-        if ID_TOKEN_CLAIMS
-            .iter()
-            .any(|name| claims.contains_key(*name))
-        {
-            return Err(invalid(Reason::WrongType));
-        }
-        self.check_issuer(&claims)?;
-        self.check_audience(&claims)?;
-        let (valid_from, expires_at) = self.check_times(&claims, now)?;
-        Ok(Verified {
-            claims: AuthenticatedClaims::from_verified(claims),
-            key: Arc::clone(key),
-            kid: unverified.kid.as_deref().map(Box::from),
-            alg,
-            expires_at,
-            valid_from,
-            claims_bytes,
+        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4), read once: the checked
+        //    claims come out of one pass, and the JSON itself is kept for the caller.
+        with_decoded(segments.payload_b64, |bytes| {
+            let malformed = || invalid(Reason::Malformed);
+            let json = std::str::from_utf8(bytes).map_err(|_| malformed())?;
+            if !json.trim_ascii_start().starts_with('{') {
+                return Err(malformed());
+            }
+            let claims = claims::read(json).map_err(|_| malformed())?;
+            // An ID token of the same issuer must not pass as an access token when its `aud`
+            // happens to be configured (RFC 8725 §3.12).
+            if claims.id_token_claim {
+                return Err(invalid(Reason::WrongType));
+            }
+            self.check_issuer(&claims)?;
+            self.check_audience(&claims)?;
+            let (valid_from, expires_at) = self.check_times(&claims, now)?;
+            Ok(Verified {
+                claims: AuthenticatedClaims::from_verified(json, &claims),
+                key: Arc::clone(key),
+                kid: unverified.kid.as_deref().map(Box::from),
+                alg,
+                expires_at,
+                valid_from,
+                claims_bytes: json.len(),
+            })
         })
     }
 
@@ -287,23 +287,24 @@ impl Validator {
         }
     }
 
-    fn check_issuer(&self, claims: &Map<String, Value>) -> Result<(), Error> {
-        match claims.get("iss") {
+    fn check_issuer(&self, claims: &Registered<'_>) -> Result<(), Error> {
+        match &claims.iss {
             None => Err(Error::InvalidToken(Reason::MissingClaim)),
-            Some(Value::String(iss)) if *iss == self.issuer => Ok(()),
-            Some(Value::String(_)) => Err(Error::InvalidToken(Reason::WrongIssuer)),
+            Some(Claim::Str(iss)) if *iss == self.issuer => Ok(()),
+            Some(Claim::Str(_)) => Err(Error::InvalidToken(Reason::WrongIssuer)),
             Some(_) => Err(Error::InvalidToken(Reason::BadClaim)),
         }
     }
 
-    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), Error> {
-        let ours = |aud: &str| self.audiences.iter().any(|own| own == aud);
-        let matched = match claims.get("aud") {
+    fn check_audience(&self, claims: &Registered<'_>) -> Result<(), Error> {
+        let ours = |aud: &Cow<'_, str>| self.audiences.iter().any(|own| own == aud);
+        let matched = match &claims.aud {
             None => return Err(Error::InvalidToken(Reason::MissingClaim)),
-            Some(Value::String(aud)) => ours(aud),
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-                items.iter().filter_map(Value::as_str).any(ours)
-            }
+            Some(Claim::Str(aud)) => ours(aud),
+            Some(Claim::List {
+                strings,
+                only_strings: true,
+            }) => strings.iter().any(ours),
             Some(_) => return Err(Error::InvalidToken(Reason::BadClaim)),
         };
         if matched {
@@ -315,19 +316,19 @@ impl Validator {
 
     /// Checks `exp`, `nbf` and `iat` at `now`; returns from when (leeway included) and until
     /// when (`exp`, without leeway) the token may be taken as valid.
-    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<(f64, f64), Error> {
+    fn check_times(&self, claims: &Registered<'_>, now: u64) -> Result<(f64, f64), Error> {
         let now = now as f64;
         let leeway = self.leeway_secs as f64;
-        let exp = numeric_date(claims, "exp")?.ok_or(Error::InvalidToken(Reason::MissingClaim))?;
+        let exp = numeric_date(&claims.exp)?.ok_or(Error::InvalidToken(Reason::MissingClaim))?;
         // RFC 7519 §4.1.4: must be processed *before* `exp`.
         if now >= exp + leeway {
             return Err(Error::InvalidToken(Reason::Expired));
         }
-        let nbf = numeric_date(claims, "nbf")?;
+        let nbf = numeric_date(&claims.nbf)?;
         if nbf.is_some_and(|nbf| nbf > now + leeway) {
             return Err(Error::InvalidToken(Reason::NotYetValid));
         }
-        let iat = numeric_date(claims, "iat")?;
+        let iat = numeric_date(&claims.iat)?;
         if iat.is_some_and(|iat| iat > now + leeway) {
             return Err(Error::InvalidToken(Reason::IssuedInFuture));
         }
@@ -337,14 +338,11 @@ impl Validator {
 }
 
 /// RFC 7519 §2 NumericDate: a JSON number of seconds; anything else is a malformed claim.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Error> {
-    match claims.get(name) {
+fn numeric_date(claim: &Option<Claim<'_>>) -> Result<Option<f64>, Error> {
+    match claim {
         None => Ok(None),
-        Some(value) => value
-            .as_f64()
-            .filter(|secs| secs.is_finite() && *secs >= 0.0)
-            .map(Some)
-            .ok_or(Error::InvalidToken(Reason::BadClaim)),
+        Some(Claim::Number(secs)) if secs.is_finite() && *secs >= 0.0 => Ok(Some(*secs)),
+        Some(_) => Err(Error::InvalidToken(Reason::BadClaim)),
     }
 }
 
@@ -427,13 +425,16 @@ mod tests {
 
     #[test]
     fn numeric_dates_must_be_non_negative_numbers() {
-        let claims: Map<String, Value> =
-            serde_json::from_str(r#"{"a": 1.5, "b": "1", "c": -1, "d": null}"#).unwrap_or_default();
-        assert_eq!(numeric_date(&claims, "a"), Ok(Some(1.5)));
-        assert_eq!(numeric_date(&claims, "missing"), Ok(None));
-        for name in ["b", "c", "d"] {
+        assert_eq!(numeric_date(&Some(Claim::Number(1.5))), Ok(Some(1.5)));
+        assert_eq!(numeric_date(&None), Ok(None));
+        for claim in [
+            Claim::Str("1".into()),
+            Claim::Number(-1.0),
+            Claim::Number(f64::INFINITY),
+            Claim::Other,
+        ] {
             assert_eq!(
-                numeric_date(&claims, name),
+                numeric_date(&Some(claim)),
                 Err(Error::InvalidToken(Reason::BadClaim))
             );
         }
