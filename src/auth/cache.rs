@@ -14,7 +14,7 @@
 //! Anything else (an expired entry, a rotated key) is a miss, and the token goes through
 //! the full validation again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use jsonwebtoken::Algorithm;
@@ -57,6 +57,9 @@ pub struct TokenCache {
     hits: AtomicU64,
     misses: AtomicU64,
     capacity_bytes: u64,
+    /// The address of the key set the cache last saw, to notice a new one (see
+    /// [`TokenCache::drop_entries_of_old_keys`]).
+    key_set: AtomicUsize,
 }
 
 /// A verified token's claims and what decides whether they may still be served.
@@ -94,6 +97,31 @@ impl TokenCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             capacity_bytes,
+            key_set: AtomicUsize::new(0),
+        }
+    }
+
+    /// When `keys` is a key set the cache has not seen before, drops every entry whose key
+    /// is not in it, so that tokens of a removed or replaced key stop holding memory. (A
+    /// lookup refuses such entries anyway; this frees them.) One atomic load per request;
+    /// the sweep runs once per key-set load, by whichever request sees the new set first.
+    fn drop_entries_of_old_keys(
+        &self,
+        entries: &Cache<Box<str>, Arc<Entry>, EntryWeight>,
+        keys: &KeySet,
+    ) {
+        let current = std::ptr::from_ref(keys) as usize;
+        let seen = self.key_set.load(Ordering::Acquire);
+        if seen == current
+            || self
+                .key_set
+                .compare_exchange(seen, current, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        if seen != 0 {
+            entries.retain(|_, entry| entry.verified_by_current_key(keys));
         }
     }
 
@@ -101,6 +129,7 @@ impl TokenCache {
     /// since the epoch) with `keys` as the current key set. Counts a hit or a miss.
     pub(crate) fn get(&self, token: &str, keys: &KeySet, now: f64) -> Option<AuthenticatedClaims> {
         let entries = self.entries.as_ref()?;
+        self.drop_entries_of_old_keys(entries, keys);
         let found = entries.get(token);
         match found {
             Some(entry) if entry.may_serve(keys, now) => {
@@ -163,10 +192,11 @@ impl TokenCache {
 
 impl Entry {
     fn may_serve(&self, keys: &KeySet, now: f64) -> bool {
-        if !(self.valid_from <= now && now < self.expires_at) {
-            return false;
-        }
-        // The key the current set has for this token must be the very key that verified it.
+        self.valid_from <= now && now < self.expires_at && self.verified_by_current_key(keys)
+    }
+
+    /// Whether the key `keys` has for this token is the very key that verified it.
+    fn verified_by_current_key(&self, keys: &KeySet) -> bool {
         let current = match self.kid.as_deref() {
             Some(kid) => keys.get(kid),
             None => keys.only_key_for(self.alg),

@@ -135,7 +135,11 @@ impl Guard {
             .refetch()
             .await
             .ok_or_else(|| self.keys_unavailable())?;
-        let claims = self.validate(&token, &keys)?;
+        // The token missed the cache a moment ago: validate it without a second lookup.
+        let claims = self
+            .0
+            .validator
+            .validate_and_cache(&token, &keys, &self.0.cache)?;
         self.check_scopes(claims)
     }
 

@@ -124,7 +124,7 @@ impl Validator {
 
     /// Validates `token` against `keys` at the current time.
     pub fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
-        self.validate_at(token, keys, now_secs())
+        self.validate_at(token, keys, now() as u64)
     }
 
     /// Validates `token` against `keys` as if the time were `now` (seconds since the epoch).
@@ -147,14 +147,22 @@ impl Validator {
         keys: &KeySet,
         cache: &TokenCache,
     ) -> Result<AuthenticatedClaims, Error> {
-        // With its fraction of a second: a cache entry must not outlive `exp` by the part
-        // of a second a whole-second clock would hide.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        if let Some(claims) = cache.get(token, keys, now) {
+        if let Some(claims) = cache.get(token, keys, now()) {
             return Ok(claims);
         }
+        self.validate_and_cache(token, keys, cache)
+    }
+
+    /// Validates `token` against `keys` at the current time and caches it when it passes,
+    /// without looking it up first: for a token that has just missed (after a key refetch),
+    /// so that it counts as one miss, not two.
+    pub fn validate_and_cache(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        cache: &TokenCache,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let now = now();
         let verified = self.verify_at(token, keys, now as u64)?;
         Ok(cache.insert(token, verified, now))
     }
@@ -383,10 +391,12 @@ fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|_| Error::InvalidToken(Reason::Malformed))
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch, with the fraction: a cache entry must not outlive `exp` by the
+/// part of a second a whole-second clock would hide. Validation itself uses whole seconds.
+fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -25,9 +25,12 @@ pub async fn whoami(claims: AuthenticatedClaims) -> HttpResponse {
     };
     let claims_json = claims.claims_json();
     let mut body = Vec::with_capacity(claims_json.len() + 256);
-    // Writing these strings and lists into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut body, &caller);
-    body.pop(); // the closing brace
+    if let Err(error) = serde_json::to_writer(&mut body, &caller) {
+        // Strings and lists into a Vec: not expected to fail, but never send half a body.
+        log::error!("whoami: could not serialise the caller: {error}");
+        return HttpResponse::InternalServerError().finish();
+    }
+    body.pop(); // the closing brace, to append the claims
     body.extend_from_slice(b",\"claims\":");
     body.extend_from_slice(claims_json.as_bytes());
     body.push(b'}');

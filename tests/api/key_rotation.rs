@@ -46,7 +46,15 @@ async fn a_removed_key_is_refused_once_the_store_has_refreshed() {
     assert!(app.issuer.use_key(&new_kid));
     assert!(app.issuer.remove_key(&old_kid));
     // The new key's token makes the store refetch; the set it gets no longer has the old key.
-    assert_eq!(app.whoami(&app.token()).await.status, 200);
+    let new_token = app.token();
+    assert_eq!(app.whoami(&new_token).await.status, 200);
+    // The next lookup sees the new key set and drops the old key's token unasked.
+    assert_eq!(app.whoami(&new_token).await.status, 200);
+    assert_eq!(
+        app.app.guard().cache_stats().entries,
+        1,
+        "the removed key's token left the cache; only the new key's token is held"
+    );
     let reply = app.whoami(&old_token).await;
     reply.assert_auth_error(401, "invalid_token", "token of a removed key");
     assert_eq!(
