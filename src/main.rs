@@ -30,12 +30,19 @@ async fn main() -> ExitCode {
     };
     api_guard::startup::print_banner(&app);
     match app.run_until_signalled(signals).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            // Off a terminal the logger writes in batches from a thread of its own: out
+            // with the last lines (the `stopped: ...` one) before the process ends.
+            log::logger().flush();
+            ExitCode::SUCCESS
+        }
         Err(error) => fail(&error),
     }
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    // The lines logged so far first (they come before the error), and none lost at exit.
+    log::logger().flush();
     eprintln!("error: {error}");
     ExitCode::from(2)
 }
