@@ -16,6 +16,9 @@ async fn main() -> ExitCode {
         Err(error) => return fail(&error),
     };
     api_guard::telemetry::init_logger(config.log_format, &config.log_filter);
+    // Off a terminal the logger writes in batches from a thread of its own: out with the
+    // last lines (the `stopped: ...` one) however main ends, returning or unwinding.
+    let _flush_logs = FlushLogsOnDrop;
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
@@ -30,12 +33,7 @@ async fn main() -> ExitCode {
     };
     api_guard::startup::print_banner(&app);
     match app.run_until_signalled(signals).await {
-        Ok(()) => {
-            // Off a terminal the logger writes in batches from a thread of its own: out
-            // with the last lines (the `stopped: ...` one) before the process ends.
-            log::logger().flush();
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
 }
@@ -45,4 +43,13 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     log::logger().flush();
     eprintln!("error: {error}");
     ExitCode::from(2)
+}
+
+/// Flushes the logger when dropped (see `api_guard::telemetry::init_logger`).
+struct FlushLogsOnDrop;
+
+impl Drop for FlushLogsOnDrop {
+    fn drop(&mut self) {
+        log::logger().flush();
+    }
 }

@@ -31,8 +31,8 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// What an entry costs beyond its token and claims: the entry, the map slot, the key and
 /// claim containers. An estimate, on the generous side.
 const ENTRY_OVERHEAD_BYTES: u64 = 320;
-/// Parsed claims take about three times their JSON size (strings, map nodes, values), and
-/// their JSON is kept once written (for whoami).
+/// The claims' signed JSON is kept (for whoami) with the few registered claims read out of
+/// it; a generous bound, which also covers a map built by `AuthenticatedClaims::claims()`.
 const CLAIMS_FACTOR: u64 = 4;
 
 /// Counters and size of the token cache, for metrics.

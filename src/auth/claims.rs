@@ -34,7 +34,8 @@ pub struct AuthenticatedClaims(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     /// The claims as the issuer signed them: one JSON object, valid UTF-8 and valid JSON,
-    /// every claim name once.
+    /// every top-level claim name once (objects inside claims are not checked for
+    /// duplicate names; `claims()` keeps the last value of such a name).
     json: Box<str>,
     sub: Option<Box<str>>,
     client_id: Option<Box<str>>,

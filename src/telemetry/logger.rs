@@ -123,6 +123,9 @@ const BATCH_KEEP: usize = 64 << 10;
 /// the write alone. A flush, or a logging thread held back by the limit, cuts it short.
 const LINGER: Duration = Duration::from_millis(2);
 
+/// The longest a flush waits for stderr to take what was logged.
+const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
 /// Lines waiting to be written, and the thread that writes them (see the module docs).
 struct Batch {
     state: Mutex<State>,
@@ -196,13 +199,26 @@ impl Batch {
         }
     }
 
-    /// Returns once everything appended before the call is written.
+    /// Returns once everything appended before the call is written, or after
+    /// [`FLUSH_LIMIT`] if stderr does not take it (a pipe nobody reads): exiting must not
+    /// hang on the log.
     fn wait_written(&self) {
+        let deadline = Instant::now() + FLUSH_LIMIT;
         let mut state = self.lock();
         let target = state.appended;
+        state.waiting += 1;
         while state.written < target {
-            state = self.wait_done(state);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.work.notify_one();
+            state = match self.done.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
+        state.waiting -= 1;
     }
 
     /// The writer thread: woken by a line, gathers lines for [`LINGER`], takes all of them
