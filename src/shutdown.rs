@@ -80,7 +80,7 @@ impl Application {
         };
         let settings = self.shutdown;
         let deadline = Instant::now() + settings.timeout;
-        self.drain.start();
+        self.telemetry.drain().start();
         log::info!(
             "{first} received: /health/ready answers 503; still serving for {}s (SHUTDOWN_DRAIN_SECS), then finishing requests in flight; exit within {}s (SHUTDOWN_TIMEOUT_SECS)",
             settings.drain.as_secs(),

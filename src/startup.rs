@@ -72,8 +72,8 @@ pub struct Application {
     /// The main listening socket (shared with the server), shut when the drain is over.
     pub(crate) listener: TcpListener,
     metrics: Option<(SocketAddr, ServerHandle)>,
+    /// Also holds the drain state the shutdown sequence starts.
     pub(crate) telemetry: Telemetry,
-    pub(crate) drain: Drain,
     pub(crate) shutdown: Shutdown,
     #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
     dev_issuer: DevSlot,
@@ -119,9 +119,8 @@ impl Application {
         let published = web::Data::new(published(&config, &issuer, &dev_issuer));
         let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
-        let drain = Drain::default();
-        let telemetry = Telemetry::new(config.trusted_proxies.clone(), drain.clone());
-        let (app_telemetry, app_drain) = (telemetry.clone(), drain.clone());
+        let telemetry = Telemetry::new(config.trusted_proxies.clone(), Drain::default());
+        let (app_telemetry, app_drain) = (telemetry.clone(), telemetry.drain().clone());
         let public_metrics = metrics_listener.is_none();
         #[cfg(feature = "dev-issuer")]
         let app_dev_issuer = dev_issuer.clone();
@@ -172,7 +171,6 @@ impl Application {
             listener,
             metrics,
             telemetry,
-            drain,
             shutdown: config.shutdown,
             dev_issuer,
         })
