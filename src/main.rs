@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use api_guard::{Application, Cli, Config};
+use api_guard_server::{Application, Cli, Config};
 use clap::Parser;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    if let Err(error) = api_guard::config::load_dotenv() {
+    if let Err(error) = api_guard_server::config::load_dotenv() {
         return fail(&error);
     }
     let cli = Cli::parse();
@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    api_guard::telemetry::init_logger(config.log_format, &config.log_filter);
+    api_guard_server::telemetry::init_logger(config.log_format, &config.log_filter);
     // Off a terminal the logger writes in batches from a thread of its own: out with the
     // last lines (the `stopped: ...` one) however main ends, returning or unwinding.
     let _flush_logs = FlushLogsOnDrop;
@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
         log::warn!("{warning}");
     }
     // Before start-up, so that a SIGTERM during it is handled, not the default exit.
-    let signals = match api_guard::shutdown::Signals::listen() {
+    let signals = match api_guard_server::shutdown::Signals::listen() {
         Ok(signals) => signals,
         Err(error) => return fail(&error),
     };
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };
-    api_guard::startup::print_banner(&app);
+    api_guard_server::startup::print_banner(&app);
     match app.run_until_signalled(signals).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
@@ -45,7 +45,7 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Flushes the logger when dropped (see `api_guard::telemetry::init_logger`).
+/// Flushes the logger when dropped (see `api_guard_server::telemetry::init_logger`).
 struct FlushLogsOnDrop;
 
 impl Drop for FlushLogsOnDrop {

@@ -14,30 +14,11 @@
 //! connections they have, and the process ends once the count of requests in flight, which
 //! a request leaves only after its response is written, is zero.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::startup::Application;
-
-/// Whether the service is draining: shared by the readiness route, the request log
-/// middleware (which closes connections while draining) and the shutdown sequence.
-#[derive(Debug, Clone, Default)]
-pub struct Drain(Arc<AtomicBool>);
-
-impl Drain {
-    /// Marks the service as going away.
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether [`Drain::start`] was called.
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// SIGTERM and SIGINT, listened to from [`Signals::listen`] on: create it before anything a
 /// signal could interrupt (start-up), so that none falls on the default action and kills the

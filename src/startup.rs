@@ -10,14 +10,14 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::auth::Guard;
-use crate::config::{Config, Issuer, Shutdown};
+use api_guard::{Guard, GuardError};
+
+use crate::config::{Config, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
 use crate::public_url::PublicUrl;
 use crate::routes::Published;
-use crate::shutdown::Drain;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Drain, Telemetry};
 use crate::{routes, telemetry};
 
 /// Why the service could not start. Like a [`ConfigError`](crate::ConfigError), one line.
@@ -62,6 +62,18 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
 }
 
+impl From<GuardError> for StartupError {
+    fn from(error: GuardError) -> Self {
+        match error {
+            GuardError::Settings(error) => {
+                StartupError::Config(crate::config::auth_setting_error(error))
+            }
+            GuardError::Thread(error) => StartupError::Io(error),
+            other => StartupError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
 /// The running service.
 pub struct Application {
     addr: SocketAddr,
@@ -91,7 +103,7 @@ impl Application {
     /// returns; [`Application::run_until_stopped`] waits for it to end.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         // Refused before binding, so --dev never listens beyond loopback even for a moment.
-        if config.issuer == Issuer::Development {
+        if config.dev.is_some() {
             if cfg!(not(feature = "dev-issuer")) {
                 return Err(StartupError::DevUnavailable);
             }
@@ -113,8 +125,8 @@ impl Application {
         };
 
         let (config, dev_issuer) = resolve_issuer(config, addr)?;
-        let guard = Guard::start(&config)?;
-        let issuer = guard.validator().issuer().to_owned();
+        let guard = Guard::start(config.auth.clone())?;
+        let issuer = guard.settings().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
         let published = web::Data::new(published(&config, &issuer, &dev_issuer));
         let public_url = PublicUrl::new(config.public_url.as_deref());
@@ -126,14 +138,14 @@ impl Application {
         let app_dev_issuer = dev_issuer.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
-                .wrap(from_fn(crate::auth::advertise_resource_metadata))
+                .wrap(from_fn(routes::resource_metadata::advertise))
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(app_telemetry.clone())
                 .app_data(app_drain.clone())
                 .app_data(public_url.clone())
                 .app_data(published.clone())
-                .configure(crate::auth::configure(app_guard.clone()));
+                .configure(api_guard::configure(app_guard.clone()));
             let app = if public_metrics {
                 app.service(routes::metrics)
             } else {
@@ -161,7 +173,7 @@ impl Application {
             None => None,
             Some(listener) => Some(serve_metrics(listener, &guard, &telemetry)?),
         };
-        guard.store().first_load().await;
+        guard.first_load().await;
         Ok(Application {
             addr,
             issuer,
@@ -262,18 +274,18 @@ fn serve_metrics(
 /// it the configured issuer.
 #[cfg(feature = "dev-issuer")]
 fn resolve_issuer(mut config: Config, addr: SocketAddr) -> Result<(Config, DevSlot), StartupError> {
-    if config.issuer != Issuer::Development {
+    let Some(client) = &config.dev else {
         return Ok((config, None));
-    }
-    let issuer = format!("http://{addr}/oauth2/default");
+    };
+    let issuer = crate::config::dev_issuer_url(addr);
     let mut settings = DevIssuerSettings::new(issuer.clone());
-    settings.client_id = config.dev_client_id.clone();
-    settings.client_secret = config.dev_client_secret.expose().to_owned();
-    if let Some(audience) = config.audiences.first() {
+    settings.client_id = client.client_id.clone();
+    settings.client_secret = client.client_secret.expose().to_owned();
+    if let Some(audience) = config.auth.audiences().first() {
         settings.audience = audience.clone();
     }
     let dev = DevIssuer::new(settings).map_err(|e| std::io::Error::other(e.to_string()))?;
-    config.issuer = Issuer::Url(crate::config::IssuerUrl::parse(&issuer)?);
+    config.auth = config.auth.with_issuer(issuer);
     Ok((config, Some(dev)))
 }
 
@@ -285,13 +297,13 @@ fn published(config: &Config, issuer: &str, dev: &DevSlot) -> Published {
         Some(dev) => Published::new(
             issuer,
             Some(dev.token_endpoint()),
-            &config.required_scopes,
+            config.auth.required_scopes(),
             &dev.settings().scopes,
         ),
         None => Published::new(
             issuer,
             config.token_url.clone(),
-            &config.required_scopes,
+            config.auth.required_scopes(),
             &[],
         ),
     }
@@ -302,7 +314,7 @@ fn published(config: &Config, issuer: &str, _: &DevSlot) -> Published {
     Published::new(
         issuer,
         config.token_url.clone(),
-        &config.required_scopes,
+        config.auth.required_scopes(),
         &[],
     )
 }
@@ -360,7 +372,7 @@ pub fn print_banner(app: &Application) {
         );
         return;
     }
-    let keys = if app.guard().store().is_ready() {
+    let keys = if app.guard().is_ready() {
         "signing keys loaded"
     } else {
         "signing keys not loaded yet: protected routes answer 503 and /health/ready 503 until they are"

@@ -1,5 +1,6 @@
 //! Settings: every one is a flag and an environment variable (a `.env` file is loaded
-//! first), parsed once into a validated [`Config`] (DESIGN.md, "Configuration contract").
+//! first), parsed once into a validated [`Config`]. The token-validation settings become
+//! the library's [`AuthSettings`]; the rest are the service's own.
 //!
 //! A missing or malformed setting becomes one [`ConfigError`] line naming the variable and
 //! the fix; the binary exits with code 2.
@@ -10,54 +11,24 @@ mod fields;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
+use api_guard::{AuthSettings, SettingsError};
 
 pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
-pub use fields::is_https_or_loopback;
 
-use crate::auth::jwks::RefreshPolicy;
-use crate::telemetry::TrustedProxies;
+use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
     algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
     metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
     token_cache_bytes, trusted_proxies, workers,
 };
 
-/// Where tokens come from.
+/// Where tokens come from, before the listener is bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Issuer {
+enum Issuer {
     /// The built-in development issuer (`--dev`); its URL is known once the port is bound.
     Development,
-    /// An external authorization server.
-    Url(IssuerUrl),
-}
-
-/// An issuer URL, exactly as tokens carry it in `iss` (never normalised).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerUrl(String);
-
-impl IssuerUrl {
-    /// Checks `url` as `AUTH_ISSUER` would be checked.
-    pub fn parse(url: &str) -> Result<IssuerUrl, ConfigError> {
-        let setting = "AUTH_ISSUER (--issuer)";
-        check_url(setting, url, "https://dev-123456.okta.com/oauth2/default")?;
-        Ok(IssuerUrl(url.to_owned()))
-    }
-
-    /// The URL as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// How log records are written (`LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// One line of text per record, for people. The default.
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
+    /// An external authorization server, exactly as tokens carry it in `iss`.
+    Url(String),
 }
 
 /// What happens between SIGTERM (or SIGINT) and exit.
@@ -92,31 +63,29 @@ impl std::fmt::Debug for ClientSecret {
     }
 }
 
+/// The development issuer's client, with `--dev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevClient {
+    /// Its client id (`DEV_CLIENT_ID`).
+    pub client_id: String,
+    /// Its client secret (`DEV_CLIENT_SECRET`).
+    pub client_secret: ClientSecret,
+}
+
 /// The validated settings of the service.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where tokens come from.
-    pub issuer: Issuer,
-    /// Accepted audiences; a token's `aud` must contain one.
-    pub audiences: Vec<String>,
-    /// A fixed JWKS URL, or `None` to discover it.
-    pub jwks_uri: Option<String>,
+    /// What a token must satisfy, and the key store's timing: the library's settings. With
+    /// `--dev`, the issuer is the development issuer at `bind`, set again to the bound port.
+    pub auth: AuthSettings,
+    /// `Some` with `--dev`: run the development issuer on the service's own port.
+    pub dev: Option<DevClient>,
     /// The issuer's token endpoint as configured (`AUTH_TOKEN_URL`), or `None` to name the
     /// discovered one (see [`crate::routes::Published`]).
     pub token_url: Option<String>,
     /// The URL clients use to reach the service (`PUBLIC_URL`, no trailing `/`), or `None`
     /// to derive it per request from the `Host` header.
     pub public_url: Option<String>,
-    /// Allowed signing algorithms (asymmetric only).
-    pub algorithms: Vec<Algorithm>,
-    /// Clock-skew allowance in seconds.
-    pub leeway_secs: u64,
-    /// Scopes every protected route requires.
-    pub required_scopes: Vec<String>,
-    /// Key-set refresh timing.
-    pub refresh: RefreshPolicy,
-    /// Memory for the verified-token cache, in bytes; 0 turns it off.
-    pub token_cache_bytes: usize,
     /// Listen address.
     pub bind: SocketAddr,
     /// Worker threads.
@@ -135,10 +104,6 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// A separate listen address for `/metrics`, or `None` to serve it on `bind`.
     pub metrics_addr: Option<SocketAddr>,
-    /// The development issuer's client id (with `--dev`).
-    pub dev_client_id: String,
-    /// The development issuer's client secret (with `--dev`).
-    pub dev_client_secret: ClientSecret,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
 }
@@ -186,8 +151,8 @@ fn error(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 
 impl Config {
     /// The default of every setting (the environment is not read), with tokens from
-    /// `issuer`: the starting point for a service that embeds the library, and for tests.
-    /// The defaults are the command line's, so there is one place that states them.
+    /// `issuer`: the starting point for tests. The defaults are the command line's, so
+    /// there is one place that states them.
     pub fn for_issuer(issuer: &str) -> Result<Config, ConfigError> {
         let cli = Cli::from_args_only(["api-guard".to_owned(), format!("--issuer={issuer}")])
             .map_err(|e| error("AUTH_ISSUER (--issuer)", e.kind().to_string()))?;
@@ -197,19 +162,63 @@ impl Config {
     /// Validates raw settings.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let warnings = dev_warnings(&cli);
-        let issuer = issuer(&cli)?;
-        let jwks_uri = match non_empty(&cli.jwks_uri).filter(|_| !cli.dev) {
-            None => None,
-            Some(uri) => {
-                check_url(
-                    "AUTH_JWKS_URI (--jwks-uri)",
-                    uri,
-                    "https://dev-123456.okta.com/oauth2/default/v1/keys",
-                )?;
-                Some(uri.to_owned())
+        let bind = bind(&cli.bind)?;
+        let (issuer, dev) = match issuer(&cli)? {
+            Issuer::Url(url) => (url, None),
+            Issuer::Development => {
+                let dev = DevClient {
+                    client_id: non_empty_setting(
+                        "DEV_CLIENT_ID (--dev-client-id)",
+                        cli.dev_client_id,
+                    )?,
+                    client_secret: ClientSecret(non_empty_setting(
+                        "DEV_CLIENT_SECRET (--dev-client-secret)",
+                        cli.dev_client_secret,
+                    )?),
+                };
+                // Its URL until the port is bound; a non-loopback BIND_ADDR is refused then.
+                let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, bind.port()));
+                (dev_issuer_url(loopback), Some(dev))
             }
         };
-        let token_url = match non_empty(&cli.token_url).filter(|_| !cli.dev) {
+        let mut auth = AuthSettings::new(issuer)
+            .with_audiences(audiences(&cli.audience))
+            .with_algorithms(algorithms(&cli.algorithms)?)
+            .with_leeway(Duration::from_secs(seconds(
+                "AUTH_LEEWAY_SECS (--leeway-secs)",
+                &cli.leeway_secs,
+            )?))
+            .with_required_scopes(scopes(&cli.required_scopes))
+            .with_token_cache_bytes(token_cache_bytes(&cli.token_cache_bytes)?);
+        if let Some(uri) = non_empty(&cli.jwks_uri).filter(|_| dev.is_none()) {
+            auth = auth.with_jwks_uri(uri);
+        }
+        const WEEK: u64 = 7 * 86_400;
+        auth = auth
+            .with_jwks_refresh_bounds(
+                duration(
+                    "AUTH_JWKS_MIN_REFRESH_SECS (--jwks-min-refresh-secs)",
+                    &cli.jwks_min_refresh_secs,
+                    1..=WEEK,
+                )?,
+                duration(
+                    "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
+                    &cli.jwks_max_refresh_secs,
+                    1..=WEEK,
+                )?,
+            )
+            .with_jwks_cooldown(duration(
+                "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
+                &cli.jwks_cooldown_secs,
+                1..=3600,
+            )?)
+            .with_jwks_max_stale(duration(
+                "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
+                &cli.jwks_max_stale_secs,
+                0..=WEEK,
+            )?);
+        auth.validate().map_err(auth_setting_error)?;
+        let token_url = match non_empty(&cli.token_url).filter(|_| dev.is_none()) {
             None => None,
             Some(url) => {
                 check_url(
@@ -220,45 +229,6 @@ impl Config {
                 Some(url.to_owned())
             }
         };
-        let leeway_secs = seconds("AUTH_LEEWAY_SECS (--leeway-secs)", &cli.leeway_secs)?;
-        if leeway_secs > 300 {
-            return Err(error(
-                "AUTH_LEEWAY_SECS (--leeway-secs)",
-                format!(
-                    "`{leeway_secs}` is more than 300 seconds of clock skew; fix the clocks (NTP) and use 60 or less"
-                ),
-            ));
-        }
-        const WEEK: u64 = 7 * 86_400;
-        let refresh = RefreshPolicy {
-            min_lifetime: duration(
-                "AUTH_JWKS_MIN_REFRESH_SECS (--jwks-min-refresh-secs)",
-                &cli.jwks_min_refresh_secs,
-                1..=WEEK,
-            )?,
-            max_lifetime: duration(
-                "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
-                &cli.jwks_max_refresh_secs,
-                1..=WEEK,
-            )?,
-            cooldown: duration(
-                "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
-                &cli.jwks_cooldown_secs,
-                1..=3600,
-            )?,
-            max_stale: duration(
-                "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
-                &cli.jwks_max_stale_secs,
-                0..=WEEK,
-            )?,
-            ..RefreshPolicy::default()
-        };
-        if refresh.max_lifetime < refresh.min_lifetime {
-            return Err(error(
-                "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
-                "must not be less than AUTH_JWKS_MIN_REFRESH_SECS",
-            ));
-        }
         let shutdown = Shutdown {
             timeout: duration(
                 "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout-secs)",
@@ -282,17 +252,11 @@ impl Config {
             ));
         }
         Ok(Config {
-            issuer,
-            audiences: audiences(&cli.audience)?,
-            jwks_uri,
+            auth,
+            dev,
             token_url,
             public_url: public_url(&cli.public_url)?,
-            algorithms: algorithms(&cli.algorithms)?,
-            leeway_secs,
-            required_scopes: scopes(&cli.required_scopes)?,
-            refresh,
-            token_cache_bytes: token_cache_bytes(&cli.token_cache_bytes)?,
-            bind: bind(&cli.bind)?,
+            bind,
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
             log_filter: log_filter(&cli.log_filter)?,
@@ -305,14 +269,38 @@ impl Config {
             )?,
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr: metrics_addr(cli.metrics_addr.as_deref())?,
-            dev_client_id: non_empty_setting("DEV_CLIENT_ID (--dev-client-id)", cli.dev_client_id)?,
-            dev_client_secret: ClientSecret(non_empty_setting(
-                "DEV_CLIENT_SECRET (--dev-client-secret)",
-                cli.dev_client_secret,
-            )?),
             warnings,
         })
     }
+}
+
+/// The development issuer's URL when the service listens on `addr`.
+pub fn dev_issuer_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/oauth2/default")
+}
+
+/// The library's complaint about a setting, named by its variable and flag.
+pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
+    let setting = match refused.setting {
+        "issuer" => "AUTH_ISSUER (--issuer)",
+        "jwks_uri" => "AUTH_JWKS_URI (--jwks-uri)",
+        "audiences" => "AUTH_AUDIENCE (--audience)",
+        "algorithms" => "AUTH_ALGORITHMS (--algorithms)",
+        "leeway" => "AUTH_LEEWAY_SECS (--leeway-secs)",
+        "required_scopes" => "AUTH_REQUIRED_SCOPES (--required-scopes)",
+        "jwks_refresh_bounds" => {
+            // The floor and ceiling are two variables here: name both.
+            return error(
+                "AUTH_JWKS_MAX_REFRESH_SECS (--jwks-max-refresh-secs)",
+                "must not be less than AUTH_JWKS_MIN_REFRESH_SECS",
+            );
+        }
+        "jwks_cooldown" => "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
+        "jwks_max_stale" => "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
+        "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
+        _ => "AUTH_* settings",
+    };
+    error(setting, refused.problem)
 }
 
 #[cfg(test)]
@@ -339,10 +327,8 @@ mod tests {
             "aus1",
         ]));
         assert_eq!(
-            config.map(|c| c.issuer).ok(),
-            Some(Issuer::Url(IssuerUrl(
-                "https://dev-1.okta.com/oauth2/aus1".into()
-            )))
+            config.map(|c| c.auth.issuer().to_owned()).ok().as_deref(),
+            Some("https://dev-1.okta.com/oauth2/aus1")
         );
     }
 
@@ -407,7 +393,8 @@ mod tests {
     #[test]
     fn dev_mode_warns_that_it_ignores_external_issuer_settings() {
         let config = Config::from_cli(cli(&["--dev", "--okta-domain", "dev-1.okta.com"])).unwrap();
-        assert_eq!(config.issuer, Issuer::Development);
+        assert!(config.dev.is_some());
+        assert_eq!(config.auth.issuer(), "http://127.0.0.1:8080/oauth2/default");
         assert!(
             config.warnings[0].contains("--dev ignores"),
             "{:?}",
@@ -448,12 +435,12 @@ mod tests {
     fn the_token_cache_size_is_bytes_from_zero_to_a_gibibyte() {
         let size = |value: &str| {
             Config::from_cli(cli(&["--dev", &format!("--token-cache-bytes={value}")]))
-                .map(|c| c.token_cache_bytes)
+                .map(|c| c.auth.token_cache_bytes())
         };
         assert_eq!(size("0"), Ok(0));
         assert_eq!(size("1048576"), Ok(1 << 20));
         assert_eq!(
-            Config::from_cli(cli(&["--dev"])).map(|c| c.token_cache_bytes),
+            Config::from_cli(cli(&["--dev"])).map(|c| c.auth.token_cache_bytes()),
             Ok(4 << 20)
         );
         for bad in ["-1", "4MiB", "", "1073741825"] {

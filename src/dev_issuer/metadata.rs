@@ -18,15 +18,8 @@ pub(super) async fn keys(issuer: web::Data<DevIssuer>) -> HttpResponse {
         return unavailable();
     }
     let overridden = read(&inner.jwk_override).clone();
-    let jwks = overridden.unwrap_or_else(|| {
-        let keys: Vec<Value> = read(&inner.keys)
-            .published
-            .iter()
-            .map(|key| key.jwk.clone())
-            .collect();
-        json!({ "keys": keys })
-    });
-    // The resource server's refresh policy honours this max-age (DESIGN.md, JwksStore).
+    let jwks = overridden.unwrap_or_else(|| inner.keys.jwks());
+    // The resource server's refresh policy honours this max-age, within its bounds.
     let max_age = format!("max-age={}", inner.settings.jwks_max_age.as_secs());
     HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, max_age))
@@ -44,10 +37,14 @@ pub(super) async fn discovery(issuer: web::Data<DevIssuer>) -> HttpResponse {
 }
 
 fn document(issuer: &DevIssuer) -> Value {
-    let mut algs: Vec<&'static str> = Vec::new();
-    for key in &read(&issuer.inner.keys).published {
-        if !algs.contains(&key.alg.name()) {
-            algs.push(key.alg.name());
+    let mut algs: Vec<Value> = Vec::new();
+    for key in issuer.inner.keys.jwks()["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if !algs.contains(&key["alg"]) {
+            algs.push(key["alg"].clone());
         }
     }
     json!({

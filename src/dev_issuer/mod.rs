@@ -1,11 +1,13 @@
 //! The development OAuth 2.0 authorization server behind `api-guard --dev` and the test suite's
-//! token source (DESIGN.md "The shape"). It mirrors an Okta custom authorization server: the
-//! client-credentials token endpoint (RFC 6749 §4.4), the JWKS (RFC 7517 §5) and both discovery
-//! documents (RFC 8414, OpenID Connect Discovery 1.0), under the issuer's path, and Okta-shaped
-//! access tokens (`cid`, `scp` array, no `typ`). Tests steer it with the controls on [`DevIssuer`].
+//! token source. It mirrors an Okta custom authorization server: the client-credentials token
+//! endpoint (RFC 6749 §4.4), the JWKS (RFC 7517 §5) and both discovery documents (RFC 8414,
+//! OpenID Connect Discovery 1.0), under the issuer's path, and Okta-shaped access tokens
+//! (`cid`, `scp` array, no `typ`). Its keys and signatures are the library's test kit
+//! ([`api_guard::testing::TestIssuer`]); this module adds the HTTP side. Tests steer it with
+//! the controls on [`DevIssuer`].
 //!
 //! ```no_run
-//! use api_guard::dev_issuer::DevIssuer;
+//! use api_guard_server::dev_issuer::DevIssuer;
 //!
 //! # async fn example() -> std::io::Result<()> {
 //! let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await?;
@@ -16,21 +18,18 @@
 //! # }
 //! ```
 
-mod keys;
 mod metadata;
 mod settings;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, HttpServer, web};
-use aws_lc_rs::error::Unspecified;
+use api_guard::Algorithm;
+use api_guard::testing::{TestIssuer, TokenBuilder};
 use serde_json::{Value, json};
 
-pub use keys::SigningAlg;
-use keys::{SigningKey, b64, random_id};
 pub use settings::{DevIssuerError, DevIssuerSettings};
 
 /// The development authorization server: cheap to clone, shared by every worker.
@@ -42,17 +41,12 @@ pub struct DevIssuer {
 struct Inner {
     settings: DevIssuerSettings,
     path_prefix: String,
-    keys: RwLock<KeyTable>,
+    /// The keys, and the signing: the library's test kit.
+    keys: TestIssuer,
     failing: AtomicBool,
     jwk_override: RwLock<Option<Value>>,
     jwks_fetches: AtomicU64,
     metadata_fetches: AtomicU64,
-}
-
-/// Published keys in publication order, and the one that signs (which may have been unpublished).
-struct KeyTable {
-    published: Vec<Arc<SigningKey>>,
-    signing: Arc<SigningKey>,
 }
 
 impl DevIssuer {
@@ -61,18 +55,13 @@ impl DevIssuer {
     /// # Errors
     ///
     /// [`DevIssuerError::InvalidIssuer`] or [`DevIssuerError::InvalidScope`] for unusable
-    /// settings, [`DevIssuerError::KeyGeneration`] if aws-lc-rs fails to generate the key.
+    /// settings.
     pub fn new(settings: DevIssuerSettings) -> Result<Self, DevIssuerError> {
         let path_prefix = settings.validate()?;
-        let key = Arc::new(SigningKey::generate(SigningAlg::RS256)?);
-        let keys = KeyTable {
-            published: vec![key.clone()],
-            signing: key,
-        };
         let inner = Inner {
+            keys: TestIssuer::for_issuer(settings.issuer.clone()),
             settings,
             path_prefix,
-            keys: RwLock::new(keys),
             failing: AtomicBool::new(false),
             jwk_override: RwLock::new(None),
             jwks_fetches: AtomicU64::new(0),
@@ -158,10 +147,8 @@ impl DevIssuer {
 
     /// An Okta-shaped access token for the configured client with `scopes`, signed by the
     /// current signing key. Scopes are not checked against the settings.
-    ///
-    /// Returns an empty string, logged at error, if aws-lc-rs fails to sign.
     pub fn mint(&self, scopes: &[&str]) -> String {
-        self.mint_with(self.standard_header(), self.standard_claims(scopes))
+        self.token(scopes).mint()
     }
 
     /// Signs exactly `header` and `claims` as a compact JWS (RFC 7515 §7.1) with the key named by
@@ -171,67 +158,31 @@ impl DevIssuer {
     ///
     /// The signature uses the key's own algorithm whatever `header["alg"]` says: the header is
     /// copied verbatim so tests can forge algorithm-confusion tokens.
-    ///
-    /// Returns an empty string, logged at error, if aws-lc-rs fails to sign.
     pub fn mint_with(&self, header: Value, claims: Value) -> String {
-        self.sign_token(&header, &claims).unwrap_or_else(|_| {
-            log::error!("development issuer could not sign a token");
-            String::new()
-        })
+        self.inner.keys.sign(&header, &claims)
     }
 
     /// The claims [`mint`](Self::mint) uses, with `iat` now and `exp` one token lifetime later.
     pub fn standard_claims(&self, scopes: &[&str]) -> Value {
-        let settings = &self.inner.settings;
-        let iat = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        json!({
-            "ver": 1,
-            "jti": Self::new_jti(),
-            "iss": settings.issuer,
-            "aud": settings.audience,
-            "iat": iat,
-            "exp": iat + settings.token_lifetime.as_secs(),
-            "cid": settings.client_id,
-            "scp": scopes,
-            "sub": settings.client_id,
-        })
+        self.token(scopes).claims()
     }
 
     /// The header [`mint`](Self::mint) uses: the signing key's `kid` and `alg`, and no `typ`,
     /// like Okta.
     pub fn standard_header(&self) -> Value {
-        let key = self.signing_key();
-        json!({ "kid": key.kid, "alg": key.alg.name() })
+        let keys = &self.inner.keys;
+        json!({ "kid": keys.signing_kid(), "alg": keys.signing_alg().name() })
     }
 
     /// Generates a key for `alg` and publishes it in the JWKS; the signing key does not change.
-    ///
-    /// Returns the new key's `kid`, or an empty string, logged at error, if generation fails.
-    pub fn add_key(&self, alg: SigningAlg) -> String {
-        match SigningKey::generate(alg) {
-            Ok(key) => {
-                let kid = key.kid.clone();
-                write(&self.inner.keys).published.push(Arc::new(key));
-                kid
-            }
-            Err(error) => {
-                log::error!("development issuer: {error}");
-                String::new()
-            }
-        }
+    /// Returns the new key's `kid`.
+    pub fn add_key(&self, alg: Algorithm) -> String {
+        self.inner.keys.add_key(alg)
     }
 
     /// Makes the published key `kid` the signing key. `false` if no such key is published.
     pub fn use_key(&self, kid: &str) -> bool {
-        let mut table = write(&self.inner.keys);
-        let Some(key) = table.published.iter().find(|key| key.kid == kid).cloned() else {
-            return false;
-        };
-        table.signing = key;
-        true
+        self.inner.keys.use_key(kid)
     }
 
     /// Unpublishes and forgets the key `kid`. `false` if no such key is published.
@@ -239,26 +190,23 @@ impl DevIssuer {
     /// Removing the signing key leaves it signing until [`use_key`](Self::use_key) picks another,
     /// which gives tokens whose key has left the JWKS.
     pub fn remove_key(&self, kid: &str) -> bool {
-        let mut table = write(&self.inner.keys);
-        let before = table.published.len();
-        table.published.retain(|key| key.kid != kid);
-        table.published.len() != before
+        self.inner.keys.remove_key(kid)
     }
 
     /// The `kid` of the current signing key.
     pub fn signing_kid(&self) -> String {
-        self.signing_key().kid.clone()
+        self.inner.keys.signing_kid()
     }
 
     /// The public JWK of the published key `kid`, exactly as the JWKS serves it.
     pub fn jwk(&self, kid: &str) -> Option<Value> {
-        self.published_key(kid).map(|key| key.jwk.clone())
+        self.inner.keys.jwk(kid)
     }
 
     /// The public key of the published key `kid`: SubjectPublicKeyInfo DER for RSA and EC keys,
     /// the raw 32 bytes for Ed25519 (what an HMAC key-confusion forgery would use as its secret).
     pub fn public_key_der(&self, kid: &str) -> Option<Vec<u8>> {
-        self.published_key(kid).map(|key| key.public_der.clone())
+        self.inner.keys.public_key_der(kid)
     }
 
     /// While `true`, the JWKS and both discovery documents answer 503; tokens are still issued.
@@ -285,45 +233,17 @@ impl DevIssuer {
         format!("{}{path}", self.issuer().trim_end_matches('/'))
     }
 
-    fn signing_key(&self) -> Arc<SigningKey> {
-        read(&self.inner.keys).signing.clone()
-    }
-
-    fn published_key(&self, kid: &str) -> Option<Arc<SigningKey>> {
-        read(&self.inner.keys)
-            .published
-            .iter()
-            .find(|key| key.kid == kid)
-            .cloned()
-    }
-
-    /// Signs outside the lock: an RSA signature takes about a millisecond.
-    fn sign_token(&self, header: &Value, claims: &Value) -> Result<String, Unspecified> {
-        let named = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .and_then(|kid| self.published_key(kid));
-        let key = named.unwrap_or_else(|| self.signing_key());
-        let encode = |value: &Value| {
-            serde_json::to_vec(value)
-                .map(|json| b64(&json))
-                .map_err(|_| Unspecified)
-        };
-        let signing_input = format!("{}.{}", encode(header)?, encode(claims)?);
-        let signature = key.sign(signing_input.as_bytes())?;
-        Ok(format!("{signing_input}.{}", b64(&signature)))
-    }
-
-    /// Okta's `jti` is `AT.` and a random id; a timestamp stands in if the random source fails.
-    fn new_jti() -> String {
-        let id = random_id(24).unwrap_or_else(|_| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-                .to_string()
-        });
-        format!("AT.{id}")
+    /// The token [`mint`](Self::mint) makes, before it is signed.
+    fn token(&self, scopes: &[&str]) -> TokenBuilder {
+        let settings = &self.inner.settings;
+        self.inner
+            .keys
+            .token()
+            .client_id(settings.client_id.as_str())
+            .subject(settings.client_id.as_str())
+            .audience(settings.audience.as_str())
+            .scopes(scopes.iter().copied())
+            .expires_in(settings.token_lifetime)
     }
 }
 

@@ -1,10 +1,8 @@
-//! Settings of the development issuer and the errors that reject them at start-up
-//! (DESIGN.md "The shape": the `--dev` issuer mirrors Okta's default authorization server).
+//! Settings of the development issuer and the errors that reject them at start-up: the
+//! `--dev` issuer mirrors Okta's default authorization server.
 
 use std::fmt;
 use std::time::Duration;
-
-use super::SigningAlg;
 
 /// What the development issuer answers as: its issuer URL, the audience and client it serves.
 #[derive(Clone)]
@@ -93,9 +91,6 @@ fn is_scope_token(scope: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DevIssuerError {
-    /// aws-lc-rs could not generate a key or a random key id.
-    #[error("key generation failed for `{}`", .0.name())]
-    KeyGeneration(SigningAlg),
     /// The issuer URL cannot serve as an issuer identifier (RFC 8414 §2).
     #[error("issuer `{issuer}` is not usable: {reason}")]
     InvalidIssuer {

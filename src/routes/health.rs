@@ -1,15 +1,79 @@
-//! `GET /health/live` and `GET /health/ready`, for load balancers and orchestrators.
+//! `GET /health/live` and `GET /health/ready`, for load balancers and orchestrators. Their
+//! bodies are types, and `/openapi.json` describes them from the same types.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get};
-use serde_json::json;
+use api_guard::Guard;
+use serde::Serialize;
 
-use crate::Guard;
-use crate::shutdown::Drain;
+use crate::telemetry::Drain;
+
+/// What `/health/ready` says. `/openapi.json`'s `Ready` and `NotReady` schemas list these by
+/// their [`http_status`](Self::http_status), so a new status is documented by construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// The issuer's signing keys are loaded: 200.
+    Ready,
+    /// No signing keys yet: 503.
+    NotReady,
+    /// A shutdown signal started the drain: 503, send new requests elsewhere.
+    Draining,
+}
+
+impl ReadyStatus {
+    /// Every status.
+    pub const ALL: [ReadyStatus; 3] = [
+        ReadyStatus::Ready,
+        ReadyStatus::NotReady,
+        ReadyStatus::Draining,
+    ];
+
+    /// The `status` member, as serialised.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReadyStatus::Ready => "ready",
+            ReadyStatus::NotReady => "not_ready",
+            ReadyStatus::Draining => "draining",
+        }
+    }
+
+    /// The HTTP status answered with it.
+    pub const fn http_status(self) -> StatusCode {
+        match self {
+            ReadyStatus::Ready => StatusCode::OK,
+            ReadyStatus::NotReady | ReadyStatus::Draining => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The body of `/health/ready`.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// Where the service stands.
+    pub status: ReadyStatus,
+    /// Keys loaded, when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<usize>,
+    /// Age of the key set, when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_age_secs: Option<u64>,
+    /// Why not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// The body of `/health/live`.
+#[derive(Debug, Serialize)]
+pub struct Liveness {
+    /// Always `live`.
+    pub status: &'static str,
+}
 
 /// 200 while the process serves requests.
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "live"}))
+    HttpResponse::Ok().json(Liveness { status: "live" })
 }
 
 /// 200 once the issuer's signing keys are loaded; 503 before, so no traffic is routed to a
@@ -17,20 +81,48 @@ pub async fn live() -> HttpResponse {
 /// signal started the drain.
 #[get("/health/ready")]
 pub async fn ready(req: HttpRequest) -> HttpResponse {
+    let readiness = readiness(&req);
+    HttpResponse::build(readiness.status.http_status()).json(readiness)
+}
+
+fn readiness(req: &HttpRequest) -> Readiness {
+    let not_ready = |status, reason| Readiness {
+        status,
+        keys: None,
+        keys_age_secs: None,
+        reason: Some(reason),
+    };
     if req.app_data::<Drain>().is_some_and(Drain::is_draining) {
-        return HttpResponse::ServiceUnavailable().json(json!({
-            "status": "draining",
-            "reason": "shutting down: finishing requests in flight, send new ones elsewhere",
-        }));
+        return not_ready(
+            ReadyStatus::Draining,
+            "shutting down: finishing requests in flight, send new ones elsewhere",
+        );
     }
-    let status = req.app_data::<Guard>().map(|guard| guard.store().status());
-    match status {
-        Some(status) if status.keys > 0 => HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "keys": status.keys,
-            "keys_age_secs": status.age.map(|age| age.as_secs()),
-        })),
-        _ => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "reason": "the issuer's signing keys are not loaded yet"})),
+    match req.app_data::<Guard>().map(Guard::key_store) {
+        Some(store) if store.keys > 0 => Readiness {
+            status: ReadyStatus::Ready,
+            keys: Some(store.keys),
+            keys_age_secs: store.age.map(|age| age.as_secs()),
+            reason: None,
+        },
+        _ => not_ready(
+            ReadyStatus::NotReady,
+            "the issuer's signing keys are not loaded yet",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_serialises_as_its_name() {
+        for status in ReadyStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(status.name().into())
+            );
+        }
     }
 }

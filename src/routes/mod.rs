@@ -1,6 +1,7 @@
-//! The routes of the sample service (DESIGN.md, "Routes of the sample service").
+//! The routes of the sample service: `/api/hello` (open), `/api/whoami` (protected), health,
+//! metrics, `/openapi.json` and the RFC 9728 metadata.
 
-mod health;
+pub mod health;
 mod hello;
 pub mod openapi;
 mod prometheus;
@@ -15,8 +16,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 /// Registers every route of the sample service but `/metrics` (see [`metrics`]), which the
-/// service serves here or on its own listener. The auth [`Guard`](crate::Guard) must be
-/// registered too (see [`crate::configure`]), and a `web::Data<`[`Published`]`>` for
+/// service serves here or on its own listener. The auth [`Guard`](api_guard::Guard) must be
+/// registered too (see [`api_guard::configure`]), and a `web::Data<`[`Published`]`>` for
 /// `/openapi.json` and the protected-resource metadata.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)

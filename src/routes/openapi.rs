@@ -9,9 +9,12 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Map, Value, json};
 
+use actix_web::http::StatusCode;
+use api_guard::Guard;
+
 use super::Published;
-use crate::Guard;
-use crate::auth::WELL_KNOWN_PATH;
+use super::health::ReadyStatus;
+use super::resource_metadata::WELL_KNOWN_PATH;
 use crate::public_url::PublicUrl;
 
 /// The name of the security scheme in `components.securitySchemes`.
@@ -20,8 +23,10 @@ pub const SCHEME: &str = "oauth2";
 /// The document, for anyone.
 #[get("/openapi.json")]
 pub async fn openapi(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
-    let store = req.app_data::<Guard>().map(Guard::store);
-    let token_url = published.token_url(store);
+    let discovered = req
+        .app_data::<Guard>()
+        .and_then(|guard| guard.key_store().token_endpoint);
+    let token_url = published.token_url(discovered);
     let document = document(&PublicUrl::of(&req), &token_url, &published);
     PublicUrl::cacheable_response(&req).json(document)
 }
@@ -86,7 +91,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
                 "security": [],
                 "responses": {
                     "200": json_response("Ready", "Ready"),
-                    "503": json_response("Not ready: no signing keys loaded", "NotReady"),
+                    "503": json_response("Not ready: no signing keys loaded, or draining", "NotReady"),
                 },
             }},
             "/openapi.json": {"get": {
@@ -157,6 +162,15 @@ fn error_response(description: &str, challenge: bool) -> Value {
     response
 }
 
+/// The `/health/ready` statuses answered with `status`, from the type the handler sends.
+fn ready_statuses(status: StatusCode) -> Vec<&'static str> {
+    ReadyStatus::ALL
+        .into_iter()
+        .filter(|ready| ready.http_status() == status)
+        .map(ReadyStatus::name)
+        .collect()
+}
+
 fn schemas() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
     json!({
@@ -192,7 +206,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["status", "keys"],
             "properties": {
-                "status": {"type": "string", "enum": ["ready"]},
+                "status": {"type": "string", "enum": ready_statuses(StatusCode::OK)},
                 "keys": {"type": "integer"},
                 "keys_age_secs": {"type": "integer", "nullable": true},
             },
@@ -201,7 +215,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["status", "reason"],
             "properties": {
-                "status": {"type": "string", "enum": ["not_ready"]},
+                "status": {"type": "string", "enum": ready_statuses(StatusCode::SERVICE_UNAVAILABLE)},
                 "reason": {"type": "string"},
             },
         },

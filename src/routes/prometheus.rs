@@ -2,8 +2,8 @@
 //! privately in production with `METRICS_ADDR`.
 
 use actix_web::{HttpRequest, HttpResponse, get};
+use api_guard::Guard;
 
-use crate::Guard;
 use crate::telemetry::{CONTENT_TYPE, Exposition, Telemetry};
 
 /// The request metrics, then the values read from shared state at scrape time.
@@ -29,8 +29,7 @@ pub async fn metrics(req: HttpRequest) -> HttpResponse {
 
 /// Metrics read from the guard when scraped: one line each.
 fn read_from_guard(out: &mut Exposition, guard: &Guard) {
-    let store = guard.store();
-    let status = store.status();
+    let status = guard.key_store();
     out.gauge(
         "api_guard_jwks_keys",
         "Signing keys in the current key set (0: none loaded)",
@@ -47,9 +46,10 @@ fn read_from_guard(out: &mut Exposition, guard: &Guard) {
         "api_guard_jwks_fetches_total",
         "Key-set fetches (discovery included) by outcome",
         "outcome",
-        store
-            .fetch_counts()
-            .map(|(outcome, n)| (outcome.label(), n)),
+        status
+            .fetches
+            .iter()
+            .map(|&(outcome, n)| (outcome.label(), n)),
     );
     let cache = guard.cache_stats();
     out.counter(

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use crate::auth::jwks::JwksStore;
-
 /// Built once at start-up from the configuration and registered as `web::Data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -50,12 +48,12 @@ impl Published {
     /// Where a client gets a token: `AUTH_TOKEN_URL` (or the development issuer's); else
     /// the `token_endpoint` the issuer's metadata named; else, before discovery succeeded
     /// or with a fixed `AUTH_JWKS_URI`, `{issuer}/v1/token` (Okta's layout).
-    pub fn token_url(&self, store: Option<&JwksStore>) -> Cow<'_, str> {
+    pub fn token_url(&self, discovered: Option<String>) -> Cow<'_, str> {
         if let Some(url) = &self.token_url {
             return Cow::Borrowed(url);
         }
-        match store.and_then(JwksStore::token_endpoint) {
-            Some(discovered) => Cow::Owned(discovered.as_str().to_owned()),
+        match discovered {
+            Some(discovered) => Cow::Owned(discovered),
             None => Cow::Owned(format!("{}/v1/token", self.issuer.trim_end_matches('/'))),
         }
     }

@@ -1,16 +1,24 @@
 //! `GET /.well-known/oauth-protected-resource[/{path}]`: the protected-resource metadata
-//! (RFC 9728 §2, §3). Open to anyone.
+//! (RFC 9728 §2, §3), open to anyone; and the middleware that names it in every Bearer
+//! challenge (§5.1).
 //!
 //! `resource` is the public URL followed by the path after the well-known segment, so the
 //! document a Bearer challenge names has the URL the client called as its `resource`
 //! (§3.3); without a path it is the public URL itself.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{TryIntoHeaderValue, WWW_AUTHENTICATE};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
+use api_guard::Challenge;
 use serde_json::json;
 
 use super::Published;
-use crate::auth::WELL_KNOWN_PATH;
 use crate::public_url::PublicUrl;
+
+/// The well-known path of the protected-resource metadata (RFC 9728 §3).
+pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// The metadata of the resource the request's path names.
 pub async fn metadata(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
@@ -31,4 +39,28 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         &format!("{WELL_KNOWN_PATH}/{{resource:.+}}"),
         web::get().to(metadata),
     );
+}
+
+/// Middleware: adds `resource_metadata="..."` to the challenge of every Bearer answer (the
+/// library's responses carry their [`Challenge`] typed, so no header is parsed). A challenge
+/// from `/api/whoami` names `{public url}/.well-known/oauth-protected-resource/api/whoami`
+/// (§3.1: the well-known segment goes between the host and the path), whose `resource` is
+/// the URL the client used, as §3.3 requires. Other responses pass untouched.
+pub async fn advertise<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let Some(challenge) = response.response().extensions().get::<Challenge>().cloned() else {
+        return Ok(response);
+    };
+    let request = response.request();
+    let path = Some(request.path())
+        .filter(|path| *path != "/")
+        .unwrap_or_default();
+    let url = format!("{}{WELL_KNOWN_PATH}{path}", PublicUrl::of(request));
+    if let Ok(value) = challenge.with_resource_metadata(url).try_into_value() {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    Ok(response)
 }

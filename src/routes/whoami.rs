@@ -2,9 +2,8 @@
 
 use actix_web::http::header::{CACHE_CONTROL, ContentType};
 use actix_web::{HttpResponse, get};
+use api_guard::AuthenticatedClaims;
 use serde::Serialize;
-
-use crate::AuthenticatedClaims;
 
 /// The answer but for `claims`, which is appended already serialised: the claims of a token
 /// answered from the cache were written once, not on every request.

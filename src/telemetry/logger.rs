@@ -28,7 +28,15 @@ use env_logger::{Target, WriteStyle};
 use log::kv::{Key, Value, VisitSource, VisitValue};
 use serde_json::{Map, Value as Json};
 
-use crate::config::LogFormat;
+/// How log records are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per record, for people. The default.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
 
 /// Installs the logger for the process, filtered by `filter` (env_logger syntax, already
 /// validated by the configuration). Call `log::logger().flush()` before the process exits,

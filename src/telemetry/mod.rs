@@ -3,6 +3,7 @@
 //! [`Metrics`]. Never the token: the query string is not logged either.
 
 mod client;
+mod drain;
 mod logger;
 mod metrics;
 
@@ -21,11 +22,11 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 
 pub use client::TrustedProxies;
-pub use logger::init as init_logger;
+pub use drain::Drain;
+pub use logger::{LogFormat, init as init_logger};
 pub use metrics::{CONTENT_TYPE, Exposition, InFlight, Metrics};
 
-use crate::auth::Error;
-use crate::shutdown::Drain;
+use api_guard::AuthError;
 
 /// The header carrying the request id, taken from the caller or generated, and echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -104,8 +105,8 @@ pub async fn log_request<B: MessageBody>(
     let path = req.path().to_owned();
     let log = |status: StatusCode, error: Option<&actix_web::Error>| {
         let reason = error
-            .and_then(|e| e.as_error::<Error>())
-            .map(Error::reason_code);
+            .and_then(|e| e.as_error::<AuthError>())
+            .map(AuthError::reason_code);
         let latency = started.elapsed();
         if let Some(t) = &telemetry {
             let route = route.as_deref().unwrap_or("unmatched");

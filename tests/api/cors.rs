@@ -86,7 +86,7 @@ async fn an_allowed_origin_gets_cors_headers_and_the_exposed_challenge_on_a_401(
 async fn an_allowed_origin_gets_cors_headers_and_the_exposed_challenge_on_a_403() {
     let app = spawn_app_with(|config| {
         config.cors_allowed_origins = vec![ALLOWED.into()];
-        config.required_scopes = vec!["admin".into()];
+        config.auth = config.auth.clone().with_required_scopes(["admin"]);
     })
     .await;
     let token = app.token();

@@ -6,9 +6,8 @@ use serde_json::json;
 
 use crate::helpers::{serve, spawn_app_with};
 
-fn issuer_url(base: &str) -> api_guard::config::Issuer {
-    let url = format!("{base}/oauth2/default");
-    api_guard::config::Issuer::Url(api_guard::config::IssuerUrl::parse(&url).unwrap())
+fn issuer_url(base: &str) -> String {
+    format!("{base}/oauth2/default")
 }
 
 #[actix_web::test]
@@ -30,7 +29,9 @@ async fn discovery_falls_back_to_openid_configuration() {
     })
     .await;
     let fetches = app.issuer.jwks_fetches();
-    let other = spawn_app_with(|config| config.issuer = issuer_url(&base)).await;
+    let other =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_issuer(issuer_url(&base)))
+            .await;
     assert_eq!(other.get("/health/ready", &[]).await.status, 200);
     assert_eq!(
         app.issuer.jwks_fetches(),
@@ -59,7 +60,9 @@ async fn redirects_from_the_metadata_url_are_not_followed() {
     })
     .await;
     let metadata_fetches = app.issuer.metadata_fetches();
-    let other = spawn_app_with(|config| config.issuer = issuer_url(&base)).await;
+    let other =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_issuer(issuer_url(&base)))
+            .await;
     assert_eq!(other.get("/health/ready", &[]).await.status, 503);
     assert_eq!(
         app.issuer.metadata_fetches(),

@@ -1,8 +1,9 @@
 //! Forged and malformed tokens (RFC 8725 §2, §3): every one is refused with the exact RFC 6750
 //! outcome and the reason it deserves, and none of them is a 500.
 
+use api_guard::Algorithm;
 use api_guard::Reason;
-use api_guard::dev_issuer::{DevIssuer, DevIssuerSettings, SigningAlg};
+use api_guard_server::dev_issuer::{DevIssuer, DevIssuerSettings};
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -498,9 +499,11 @@ async fn a_token_expired_within_the_leeway_is_still_accepted() {
 
 #[actix_web::test]
 async fn an_algorithm_outside_the_allow_list_is_refused_even_with_a_valid_signature() {
-    let app =
-        spawn_app_with(|config| config.algorithms = vec![jsonwebtoken::Algorithm::RS256]).await;
-    let kid = app.issuer.add_key(SigningAlg::ES256);
+    let app = spawn_app_with(|config| {
+        config.auth = config.auth.clone().with_algorithms([Algorithm::RS256])
+    })
+    .await;
+    let kid = app.issuer.add_key(Algorithm::ES256);
     assert!(app.issuer.use_key(&kid));
     let reply = app.whoami(&app.token()).await;
     reply.assert_auth_error(401, "invalid_token", "ES256 when only RS256 is allowed");
@@ -513,7 +516,7 @@ async fn an_algorithm_outside_the_allow_list_is_refused_even_with_a_valid_signat
 #[actix_web::test]
 async fn a_token_without_kid_is_refused_when_the_issuer_publishes_several_keys() {
     let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
-    issuer.add_key(SigningAlg::RS256);
+    issuer.add_key(Algorithm::RS256);
     let app = spawn_app_for(issuer, server, |_| {}).await;
     let claims = app.issuer.standard_claims(&["AccessAll"]);
     let reply = app

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
-use api_guard::dev_issuer::DevIssuer;
-use api_guard::{Application, Config};
+use api_guard_server::dev_issuer::DevIssuer;
+use api_guard_server::{Application, Config};
 use serde_json::Value;
 
 /// The service under test and the issuer whose tokens it trusts.
@@ -95,8 +95,10 @@ pub async fn spawn_app_for(
     let mut config = Config::for_issuer(issuer.issuer()).expect("a loopback issuer is valid");
     config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     config.workers = 1;
-    config.refresh.retry_initial = Duration::from_millis(50);
-    config.refresh.retry_max = Duration::from_millis(200);
+    config.auth = config
+        .auth
+        .clone()
+        .with_jwks_retry(Duration::from_millis(50), Duration::from_millis(200));
     customize(&mut config);
     let app = Application::build(config)
         .await

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use api_guard::dev_issuer::{DevIssuer, SigningAlg};
+use api_guard::Algorithm;
+use api_guard_server::dev_issuer::DevIssuer;
 use serde_json::json;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_for, spawn_app_with};
@@ -50,12 +51,10 @@ async fn with_nothing_listening_at_the_issuer_the_service_still_starts_and_serve
         .unwrap();
     let closed_port = reserved.local_addr().unwrap().as_socket().unwrap().port();
     let app = spawn_app_with(|config| {
-        config.issuer = api_guard::config::Issuer::Url(
-            api_guard::config::IssuerUrl::parse(&format!(
-                "http://127.0.0.1:{closed_port}/oauth2/default"
-            ))
-            .unwrap(),
-        );
+        config.auth = config
+            .auth
+            .clone()
+            .with_issuer(format!("http://127.0.0.1:{closed_port}/oauth2/default"));
     })
     .await;
     assert_eq!(app.get("/health/ready", &[]).await.status, 503);
@@ -70,7 +69,7 @@ async fn when_the_issuer_fails_after_start_the_last_good_keys_stay_in_use() {
     app.issuer.set_failing(true);
     // A new kid makes the store refetch; the fetch fails.
     let fetches = app.issuer.jwks_fetches();
-    let kid = app.issuer.add_key(SigningAlg::ES256);
+    let kid = app.issuer.add_key(Algorithm::ES256);
     assert!(app.issuer.use_key(&kid));
     let new_key_reply = app.whoami(&app.token()).await;
     new_key_reply.assert_auth_error(401, "invalid_token", "key not loadable while failing");
@@ -112,7 +111,7 @@ async fn a_key_set_that_is_junk_keeps_the_last_good_keys() {
 async fn a_key_set_larger_than_the_size_limit_is_not_loaded() {
     let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
     let good = issuer.jwk(&issuer.signing_kid()).unwrap();
-    let padding = "p".repeat(api_guard::auth::jwks::MAX_DOCUMENT_BYTES);
+    let padding = "p".repeat(256 * 1024 /* the key store's document limit */);
     issuer.set_jwk_override(Some(json!({"keys": [good], "padding": padding})));
     let app = spawn_app_for(issuer, server, |_| {}).await;
     assert!(
@@ -130,9 +129,7 @@ async fn metadata_naming_another_issuer_is_refused() {
         .unwrap();
     let configured = issuer.issuer().trim_end_matches('/').to_owned();
     let app = spawn_app_for(issuer, server, |config| {
-        config.issuer = api_guard::config::Issuer::Url(
-            api_guard::config::IssuerUrl::parse(&configured).unwrap(),
-        );
+        config.auth = config.auth.clone().with_issuer(configured);
     })
     .await;
     assert!(app.issuer.metadata_fetches() > 0, "discovery was tried");
@@ -148,7 +145,10 @@ async fn metadata_naming_another_issuer_is_refused() {
 async fn a_configured_jwks_uri_skips_discovery() {
     let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
     let jwks_uri = format!("{}/v1/keys", issuer.issuer());
-    let app = spawn_app_for(issuer, server, |config| config.jwks_uri = Some(jwks_uri)).await;
+    let app = spawn_app_for(issuer, server, |config| {
+        config.auth = config.auth.clone().with_jwks_uri(jwks_uri)
+    })
+    .await;
     assert_eq!(app.whoami(&app.token()).await.status, 200);
     assert_eq!(app.issuer.metadata_fetches(), 0);
     assert_eq!(app.issuer.jwks_fetches(), 1);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use api_guard::Algorithm;
 use api_guard::Reason;
-use api_guard::dev_issuer::SigningAlg;
 use futures_util::future::join_all;
 
 use crate::helpers::spawn_app;
@@ -13,7 +13,7 @@ use crate::helpers::spawn_app;
 async fn a_token_from_a_newly_added_key_is_accepted_after_one_refetch() {
     let app = spawn_app().await;
     let fetches = app.issuer.jwks_fetches();
-    let kid = app.issuer.add_key(SigningAlg::RS256);
+    let kid = app.issuer.add_key(Algorithm::RS256);
     assert!(app.issuer.use_key(&kid));
     let reply = app.whoami(&app.token()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -42,7 +42,7 @@ async fn a_removed_key_is_refused_once_the_store_has_refreshed() {
         1,
         "the old token is served from the token cache"
     );
-    let new_kid = app.issuer.add_key(SigningAlg::RS256);
+    let new_kid = app.issuer.add_key(Algorithm::RS256);
     assert!(app.issuer.use_key(&new_kid));
     assert!(app.issuer.remove_key(&old_kid));
     // The new key's token makes the store refetch; the set it gets no longer has the old key.
@@ -69,7 +69,7 @@ async fn a_cached_token_of_a_key_kept_by_a_refresh_is_still_served_from_the_cach
     let old_token = app.token();
     assert_eq!(app.whoami(&old_token).await.status, 200);
     let fetches = app.issuer.jwks_fetches();
-    let new_kid = app.issuer.add_key(SigningAlg::ES256);
+    let new_kid = app.issuer.add_key(Algorithm::ES256);
     assert!(app.issuer.use_key(&new_kid));
     assert_eq!(app.whoami(&app.token()).await.status, 200);
     assert_eq!(
@@ -113,8 +113,10 @@ async fn an_unknown_kid_flood_causes_at_most_one_fetch_per_cooldown() {
 
 #[actix_web::test]
 async fn after_the_cooldown_an_unknown_kid_may_cause_another_fetch() {
-    let app =
-        crate::helpers::spawn_app_with(|config| config.refresh.cooldown = Duration::ZERO).await;
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.auth = config.auth.clone().with_jwks_cooldown(Duration::ZERO)
+    })
+    .await;
     let fetches = app.issuer.jwks_fetches();
     let mut header = app.issuer.standard_header();
     header["kid"] = serde_json::json!("made-up");

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use api_guard::dev_issuer::DevIssuer;
-use api_guard::{AuthError, AuthenticatedClaims, Config, Guard};
+use api_guard::{AuthError, AuthSettings, AuthenticatedClaims, Guard};
+use api_guard_server::dev_issuer::DevIssuer;
 use serde_json::json;
 
 use crate::helpers::{Reply, client, read, spawn_app_with};
@@ -43,8 +43,7 @@ impl Embedding {
         let (issuer, issuer_server) = DevIssuer::spawn("127.0.0.1:0", |_| {})
             .await
             .expect("dev issuer binds");
-        let config = Config::for_issuer(issuer.issuer()).expect("a loopback issuer is valid");
-        let guard = Guard::start(&config).expect("the key store starts");
+        let guard = Guard::start(AuthSettings::new(issuer.issuer())).expect("the key store starts");
         let app_guard = guard.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
         let address = format!("http://{}", listener.local_addr().expect("a bound address"));
@@ -71,9 +70,9 @@ impl Embedding {
         .run();
         let server_handle = server.handle();
         actix_web::rt::spawn(server);
-        guard.store().first_load().await;
+        guard.first_load().await;
         assert!(
-            guard.store().is_ready(),
+            guard.is_ready(),
             "the embedding service loaded the issuer's keys"
         );
         Embedding {
@@ -184,7 +183,9 @@ async fn a_handler_taking_claims_in_an_app_without_configure_answers_500_not_con
 
 #[actix_web::test]
 async fn required_scopes_make_whoami_answer_403_without_them_and_200_with_them() {
-    let app = spawn_app_with(|config| config.required_scopes = vec!["admin".into()]).await;
+    let app =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_required_scopes(["admin"]))
+            .await;
     let without = app.whoami(&app.issuer.mint(&["AccessAll"])).await;
     without.assert_auth_error(403, "insufficient_scope", "whoami with AccessAll only");
     let challenge = without.header("www-authenticate").unwrap_or_default();

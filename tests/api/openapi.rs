@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 
 use actix_web::{HttpResponse, web};
-use api_guard::config::{Issuer, IssuerUrl};
-use api_guard::{Application, Config};
+use api_guard_server::{Application, Config};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -93,7 +92,7 @@ async fn the_token_url_is_the_discovered_token_endpoint_of_the_issuer() {
     .await;
     let issuer = format!("{base}/realms/demo");
     let app = spawn_app_with(|config| {
-        config.issuer = Issuer::Url(IssuerUrl::parse(&issuer).unwrap());
+        config.auth = config.auth.clone().with_issuer(issuer.clone());
     })
     .await;
     assert_eq!(app.get("/health/ready", &[]).await.status, 200);
@@ -131,9 +130,11 @@ async fn without_discovery_the_token_url_falls_back_to_the_okta_layout() {
     let keys = spawn_app().await;
     let jwks_uri = format!("{}/v1/keys", keys.issuer.issuer());
     let app = spawn_app_with(|config| {
-        config.jwks_uri = Some(jwks_uri);
-        config.issuer =
-            Issuer::Url(IssuerUrl::parse("https://tenant.example.com/oauth2/aus1").unwrap());
+        config.auth = config
+            .auth
+            .clone()
+            .with_jwks_uri(jwks_uri)
+            .with_issuer("https://tenant.example.com/oauth2/aus1");
     })
     .await;
     let document = openapi(&app, &[]).await;
@@ -146,7 +147,10 @@ async fn without_discovery_the_token_url_falls_back_to_the_okta_layout() {
 #[actix_web::test]
 async fn required_scopes_are_offered_and_required_on_whoami() {
     let app = spawn_app_with(|config| {
-        config.required_scopes = vec!["orders:read".into(), "AccessAll".into()];
+        config.auth = config
+            .auth
+            .clone()
+            .with_required_scopes(["orders:read", "AccessAll"]);
     })
     .await;
     let document = openapi(&app, &[]).await;
@@ -162,7 +166,10 @@ async fn required_scopes_are_offered_and_required_on_whoami() {
 #[actix_web::test]
 async fn dev_mode_names_the_development_issuers_token_endpoint_and_the_scope_it_grants() {
     let mut config = Config::for_issuer("https://unused.example").unwrap();
-    config.issuer = Issuer::Development;
+    config.dev = Some(api_guard_server::config::DevClient {
+        client_id: "api-guard-dev".into(),
+        client_secret: api_guard_server::config::ClientSecret::new("api-guard-dev-secret"),
+    });
     config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     config.workers = 1;
     let app = Application::build(config)
@@ -189,7 +196,10 @@ async fn dev_mode_names_the_development_issuers_token_endpoint_and_the_scope_it_
 
 #[actix_web::test]
 async fn the_protected_resource_metadata_names_the_issuer_and_the_bearer_header() {
-    let app = spawn_app_with(|config| config.required_scopes = vec!["AccessAll".into()]).await;
+    let app = spawn_app_with(|config| {
+        config.auth = config.auth.clone().with_required_scopes(["AccessAll"])
+    })
+    .await;
     let reply = app.get(WELL_KNOWN, &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.header("cache-control"), Some("public, max-age=300"));
@@ -292,7 +302,9 @@ async fn a_401_challenge_names_metadata_whose_resource_is_the_url_the_client_cal
 
 #[actix_web::test]
 async fn a_403_challenge_names_the_resource_metadata_after_the_scope() {
-    let app = spawn_app_with(|config| config.required_scopes = vec!["admin".into()]).await;
+    let app =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_required_scopes(["admin"]))
+            .await;
     let reply = app.whoami(&app.issuer.mint(&["AccessAll"])).await;
     reply.assert_auth_error(403, "insufficient_scope", "whoami without admin");
     let challenge = reply.header("www-authenticate").unwrap_or_default();

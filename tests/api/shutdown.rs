@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use api_guard::dev_issuer::{DevIssuer, DevIssuerSettings, SigningAlg};
+use api_guard::Algorithm;
+use api_guard_server::dev_issuer::{DevIssuer, DevIssuerSettings};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -92,7 +93,7 @@ impl HeldIssuer {
 
     /// A token signed with a new key, published only by the next (held) fetch.
     fn token_with_a_new_key(&self) -> String {
-        let kid = self.dev.add_key(SigningAlg::ES256);
+        let kid = self.dev.add_key(Algorithm::ES256);
         assert!(self.dev.use_key(&kid));
         self.kids.lock().unwrap().push(kid);
         self.dev.mint(&["AccessAll"])

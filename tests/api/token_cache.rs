@@ -41,7 +41,10 @@ async fn a_repeated_token_is_answered_from_the_cache() {
 
 #[actix_web::test]
 async fn a_cached_token_is_refused_as_expired_once_its_exp_has_passed() {
-    let app = spawn_app_with(|config| config.leeway_secs = 0).await;
+    let app = spawn_app_with(|config| {
+        config.auth = config.auth.clone().with_leeway(std::time::Duration::ZERO)
+    })
+    .await;
     let token = token_expiring_in(&app, 2);
     assert_eq!(app.whoami(&token).await.status, 200);
     assert_eq!(app.whoami(&token).await.status, 200);
@@ -66,7 +69,9 @@ async fn a_cached_token_is_refused_as_expired_once_its_exp_has_passed() {
 
 #[actix_web::test]
 async fn required_scopes_are_checked_on_every_request_even_from_the_cache() {
-    let app = spawn_app_with(|config| config.required_scopes = vec!["admin".into()]).await;
+    let app =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_required_scopes(["admin"]))
+            .await;
     let token = app.issuer.mint(&["AccessAll"]);
     for attempt in ["first", "second"] {
         let reply = app.whoami(&token).await;
@@ -93,7 +98,8 @@ async fn an_invalid_token_is_never_cached() {
 
 #[actix_web::test]
 async fn with_a_cache_of_zero_bytes_every_request_is_fully_validated() {
-    let app = spawn_app_with(|config| config.token_cache_bytes = 0).await;
+    let app =
+        spawn_app_with(|config| config.auth = config.auth.clone().with_token_cache_bytes(0)).await;
     let token = app.token();
     for _ in 0..2 {
         assert_eq!(app.whoami(&token).await.status, 200);

@@ -1,7 +1,8 @@
 //! Tokens from other issuers differ (DESIGN.md, "The shape"): every documented shape is
 //! accepted, and read the same way.
 
-use api_guard::dev_issuer::{DevIssuer, SigningAlg};
+use api_guard::Algorithm;
+use api_guard_server::dev_issuer::DevIssuer;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_for};
@@ -59,12 +60,12 @@ async fn typ_may_be_absent_jwt_or_at_jwt_in_any_case() {
 #[actix_web::test]
 async fn every_allowed_key_type_verifies_its_own_tokens() {
     let (issuer, server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
-    let kids: Vec<String> = SigningAlg::ALL
+    let kids: Vec<String> = Algorithm::ALL
         .iter()
         .map(|alg| issuer.add_key(*alg))
         .collect();
     let app = spawn_app_for(issuer, server, |_| {}).await;
-    for (alg, kid) in SigningAlg::ALL.iter().zip(&kids) {
+    for (alg, kid) in Algorithm::ALL.iter().zip(&kids) {
         assert!(app.issuer.use_key(kid));
         let reply = app.whoami(&app.token()).await;
         assert_eq!(reply.status, 200, "{alg:?}: {}", reply.body);
@@ -119,7 +120,10 @@ async fn several_configured_audiences_each_accept_their_tokens() {
 
 async fn spawn_app_with_audiences() -> TestApp {
     crate::helpers::spawn_app_with(|config| {
-        config.audiences = vec!["api://default".into(), "api://orders".into()];
+        config.auth = config
+            .auth
+            .clone()
+            .with_audiences(["api://default", "api://orders"]);
     })
     .await
 }

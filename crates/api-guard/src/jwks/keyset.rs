@@ -12,8 +12,10 @@ use std::sync::Arc;
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+
+use crate::Algorithm;
+use crate::error::Reason;
 
 /// Most keys a set may hold; issuers publish a handful (Okta: two to four).
 const MAX_KEYS: usize = 64;
@@ -22,7 +24,7 @@ const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 /// The kind of public key, which decides the algorithms it may verify (RFC 8725 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// `kty: RSA`: RS256/384/512 and PS256/384/512.
     Rsa,
     /// `kty: EC, crv: P-256`: ES256.
@@ -35,7 +37,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Whether a key of this kind may verify `alg`.
-    pub fn fits(self, alg: Algorithm) -> bool {
+    pub(crate) fn fits(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         matches!(
             (self, alg),
@@ -48,11 +50,11 @@ impl KeyKind {
 }
 
 /// One usable verification key.
-pub struct Key {
+pub(crate) struct Key {
     /// What the key is.
-    pub kind: KeyKind,
+    pub(crate) kind: KeyKind,
     /// The JWK's `alg`, when it names one: then only that algorithm may use the key.
-    pub alg: Option<Algorithm>,
+    pub(crate) alg: Option<Algorithm>,
     /// The public key, parsed once for each algorithm it accepts (aws-lc binds a parsed key
     /// to one algorithm; an RSA key without `alg` gets one per RS/PS variant).
     verifiers: Vec<(Algorithm, ParsedPublicKey)>,
@@ -60,13 +62,13 @@ pub struct Key {
 
 impl Key {
     /// Whether this key may verify a token whose header says `alg` (RFC 8725 §2.1, §3.1).
-    pub fn accepts(&self, alg: Algorithm) -> bool {
+    pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
         self.kind.fits(alg) && self.alg.is_none_or(|own| own == alg)
     }
 
     /// Whether `signature` (already base64url-decoded) is this key's signature of `message`
     /// under `alg`. `false` for an algorithm the key does not accept.
-    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         self.accepts(alg)
             && self
                 .verifiers
@@ -98,7 +100,7 @@ impl std::fmt::Debug for Key {
 /// The verification keys of an issuer, by `kid`. Keys are shared (`Arc`), so that a key
 /// unchanged by a refresh stays the very same object: the token cache recognises it.
 #[derive(Debug, Default)]
-pub struct KeySet {
+pub(crate) struct KeySet {
     by_kid: HashMap<String, Arc<Key>>,
     without_kid: Vec<Arc<Key>>,
 }
@@ -106,7 +108,7 @@ pub struct KeySet {
 impl KeySet {
     /// Parses a JWKS document. Fails only if the document itself is not a JWKS; unusable
     /// keys are skipped with a warning.
-    pub fn from_json(document: &[u8]) -> Result<KeySet, String> {
+    pub(crate) fn from_json(document: &[u8]) -> Result<KeySet, String> {
         #[derive(Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,
@@ -138,13 +140,33 @@ impl KeySet {
         Ok(set)
     }
 
-    /// The key named `kid`.
-    pub fn get(&self, kid: &str) -> Option<&Arc<Key>> {
+    /// The key a token names, if it may verify `alg`: by `kid`, or, for a token without one,
+    /// the only key that accepts `alg`. The validator finds keys here, and the token cache
+    /// checks here that a cached token's key is still the one the set has for it.
+    pub(crate) fn key_for(
+        &self,
+        unverified_kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<&Arc<Key>, Reason> {
+        let key = match unverified_kid {
+            Some(kid) => self.by_kid.get(kid).ok_or(Reason::UnknownKey)?,
+            None => self.only_key_for(alg).ok_or(Reason::MissingKeyId)?,
+        };
+        if key.accepts(alg) {
+            Ok(key)
+        } else {
+            Err(Reason::KeyMismatch)
+        }
+    }
+
+    /// The key named `kid`, whatever it accepts.
+    #[cfg(test)]
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<Key>> {
         self.by_kid.get(kid)
     }
 
     /// For a token without `kid`: the one key that accepts `alg`, if exactly one does.
-    pub fn only_key_for(&self, alg: Algorithm) -> Option<&Arc<Key>> {
+    fn only_key_for(&self, alg: Algorithm) -> Option<&Arc<Key>> {
         let mut candidates = self
             .by_kid
             .values()
@@ -155,18 +177,18 @@ impl KeySet {
     }
 
     /// How many usable keys the set holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_kid.len() + self.without_kid.len()
     }
 
     /// Whether the set holds no usable key.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Takes over from `previous` every key that did not change (same `kid`, kind, `alg` and
     /// public key), so what was verified with it stays recognisably verified by it.
-    pub fn keep_unchanged_from(&mut self, previous: &KeySet) {
+    pub(crate) fn keep_unchanged_from(&mut self, previous: &KeySet) {
         for (kid, key) in &mut self.by_kid {
             if let Some(old) = previous.by_kid.get(kid).filter(|old| old.same_as(key)) {
                 *key = Arc::clone(old);
@@ -180,7 +202,7 @@ impl KeySet {
     }
 
     /// The `kid`s of the set, for logs.
-    pub fn kids(&self) -> Vec<&str> {
+    pub(crate) fn kids(&self) -> Vec<&str> {
         let mut kids: Vec<&str> = self.by_kid.keys().map(String::as_str).collect();
         kids.sort_unstable();
         kids

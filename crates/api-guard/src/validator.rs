@@ -11,25 +11,23 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use super::cache::TokenCache;
-use super::claims::{self, AuthenticatedClaims, Claim, Registered};
-use super::error::{Error, Reason};
-use super::jwks::{Key, KeySet};
+use crate::claims::{self, AuthenticatedClaims, Claim, Registered};
+use crate::error::{Error, Reason};
+use crate::jwks::{Key, KeySet};
+use crate::{Algorithm, AuthSettings};
 
 /// Tokens longer than this are refused before any parsing. Okta's are about 1 KiB.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// What a valid token must satisfy. Built once at start-up.
+/// What a valid token must satisfy. Built once, from the guard's settings.
 #[derive(Debug, Clone)]
-pub struct Validator {
+pub(crate) struct Validator {
     issuer: String,
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway_secs: u64,
-    max_token_bytes: usize,
 }
 
 /// A token that passed every check, with what the token cache needs to know about it.
@@ -91,83 +89,18 @@ fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error>
 }
 
 impl Validator {
-    /// A validator for tokens of `issuer` meant for any of `audiences`, signed with one of
-    /// `algorithms`, with `leeway_secs` of clock skew allowed on `exp`, `nbf` and `iat`.
-    ///
-    /// # Security
-    /// Only asymmetric algorithms ever verify: any HMAC in `algorithms` is dropped, so a
-    /// public key can never be used as a shared secret (RFC 8725 §2.1).
-    pub fn new(
-        issuer: impl Into<String>,
-        audiences: Vec<String>,
-        algorithms: &[Algorithm],
-        leeway_secs: u64,
-    ) -> Self {
-        let algorithms = algorithms
-            .iter()
-            .copied()
-            .filter(|alg| !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-            .collect();
+    /// A validator for tokens meeting `settings`.
+    pub(crate) fn new(settings: &AuthSettings) -> Self {
         Validator {
-            issuer: issuer.into(),
-            audiences,
-            algorithms,
-            leeway_secs,
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            issuer: settings.issuer().to_owned(),
+            audiences: settings.audiences().to_vec(),
+            algorithms: settings.algorithms().to_vec(),
+            leeway_secs: settings.leeway().as_secs(),
         }
     }
 
-    /// The issuer tokens must name in `iss`.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// Validates `token` against `keys` at the current time.
-    pub fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
-        self.validate_at(token, keys, now() as u64)
-    }
-
-    /// Validates `token` against `keys` as if the time were `now` (seconds since the epoch).
-    pub fn validate_at(
-        &self,
-        token: &str,
-        keys: &KeySet,
-        now: u64,
-    ) -> Result<AuthenticatedClaims, Error> {
-        self.verify_at(token, keys, now)
-            .map(|verified| verified.claims)
-    }
-
-    /// Validates `token` against `keys` at the current time, answering from `cache` when
-    /// the token was verified before (and its entry may still be served), and caching it
-    /// when it passes now.
-    pub fn validate_cached(
-        &self,
-        token: &str,
-        keys: &KeySet,
-        cache: &TokenCache,
-    ) -> Result<AuthenticatedClaims, Error> {
-        if let Some(claims) = cache.get(token, keys, now()) {
-            return Ok(claims);
-        }
-        self.validate_and_cache(token, keys, cache)
-    }
-
-    /// Validates `token` against `keys` at the current time and caches it when it passes,
-    /// without looking it up first: for a token that has just missed (after a key refetch),
-    /// so that it counts as one miss, not two.
-    pub fn validate_and_cache(
-        &self,
-        token: &str,
-        keys: &KeySet,
-        cache: &TokenCache,
-    ) -> Result<AuthenticatedClaims, Error> {
-        let now = now();
-        let verified = self.verify_at(token, keys, now as u64)?;
-        Ok(cache.insert(token, verified, now))
-    }
-
-    /// [`validate_at`](Self::validate_at), keeping what the token cache needs.
+    /// Checks `token` against `keys` as if the time were `now` (seconds since the epoch),
+    /// returning its claims and what the token cache needs to know about it.
     pub(crate) fn verify_at(
         &self,
         token: &str,
@@ -176,7 +109,7 @@ impl Validator {
     ) -> Result<Verified, Error> {
         let invalid = Error::InvalidToken;
         // 1. Size, then shape: three base64url segments (RFC 7515 §7.1).
-        if token.len() > self.max_token_bytes {
+        if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid(Reason::TooLarge));
         }
         let mut parts = token.split('.');
@@ -213,7 +146,7 @@ impl Validator {
         let alg = unverified_header
             .alg
             .as_deref()
-            .and_then(|alg| alg.parse::<Algorithm>().ok())
+            .and_then(|unverified_alg| unverified_alg.parse::<Algorithm>().ok())
             .filter(|alg| self.algorithms.contains(alg))
             .ok_or(invalid(Reason::AlgorithmNotAllowed))?;
 
@@ -231,7 +164,9 @@ impl Validator {
         }
 
         // 4. The key: by `kid`, and it must be made for this algorithm.
-        let key = self.key_for(unverified.kid.as_deref(), alg, keys)?;
+        let key = keys
+            .key_for(unverified.kid.as_deref(), alg)
+            .map_err(invalid)?;
 
         // 5. The signature over `header.payload` (RFC 7515 §5.2), with the key parsed when
         //    the key set was loaded.
@@ -270,29 +205,6 @@ impl Validator {
                 claims_bytes: json.len(),
             })
         })
-    }
-
-    /// The key a token names, if it may verify `alg`. Also how the token cache finds out
-    /// whether the key of a cached token is still in the set.
-    pub(crate) fn key_for<'k>(
-        &self,
-        unverified_kid: Option<&str>,
-        alg: Algorithm,
-        keys: &'k KeySet,
-    ) -> Result<&'k Arc<Key>, Error> {
-        let key = match unverified_kid {
-            Some(kid) => keys
-                .get(kid)
-                .ok_or(Error::InvalidToken(Reason::UnknownKey))?,
-            None => keys
-                .only_key_for(alg)
-                .ok_or(Error::InvalidToken(Reason::MissingKeyId))?,
-        };
-        if key.accepts(alg) {
-            Ok(key)
-        } else {
-            Err(Error::InvalidToken(Reason::KeyMismatch))
-        }
     }
 
     fn check_issuer(&self, claims: &Registered<'_>) -> Result<(), Error> {
@@ -393,7 +305,7 @@ fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
 
 /// Seconds since the epoch, with the fraction: a cache entry must not outlive `exp` by the
 /// part of a second a whole-second clock would hide. Validation itself uses whole seconds.
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -425,12 +337,6 @@ mod tests {
         ] {
             assert!(!is_access_token_type(typ), "{typ}");
         }
-    }
-
-    #[test]
-    fn hmac_algorithms_are_dropped_from_the_allow_list() {
-        let v = Validator::new("i", vec![], &[Algorithm::HS256, Algorithm::RS256], 0);
-        assert_eq!(v.algorithms, [Algorithm::RS256]);
     }
 
     #[test]

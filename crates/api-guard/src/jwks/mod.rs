@@ -1,4 +1,4 @@
-//! The key store: one per process, shared by every worker (DESIGN.md, "The shape").
+//! The key store: one per issuer and process, shared by every worker.
 //!
 //! Readers load the current [`KeySet`] without a lock and never wait on the network; the
 //! set is swapped in whole. One refresher thread owns the HTTP client and does all
@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, watch};
 
-pub use fetch::{
-    CONNECT_TIMEOUT, FetchError, FetchOutcome, MAX_DOCUMENT_BYTES, REQUEST_TIMEOUT, Source,
-};
-pub use keyset::{Key, KeyKind, KeySet};
-pub use policy::{OnDemand, RefreshPolicy};
+pub use fetch::FetchOutcome;
+pub(crate) use fetch::{FetchError, Source};
+pub(crate) use keyset::{Key, KeySet};
+pub(crate) use policy::{OnDemand, RefreshPolicy};
 
 use fetch::{Fetched, Fetcher};
 
@@ -33,7 +32,7 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(45);
 
 /// The shared key store. Cheap to clone; clones share one key set and one refresher.
 #[derive(Clone)]
-pub struct JwksStore {
+pub(crate) struct JwksStore {
     shared: Arc<Shared>,
     wake: mpsc::UnboundedSender<()>,
 }
@@ -61,10 +60,11 @@ struct FetchState {
     last_error: Option<String>,
 }
 
-/// A snapshot of the store for health checks and logs.
+/// Where the key store stands: for readiness checks, metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// Keys in the current set (0 when none was ever loaded).
+#[non_exhaustive]
+pub struct KeyStoreStatus {
+    /// Keys in the current set (0 when none was ever loaded, or the last set went stale).
     pub keys: usize,
     /// Age of the current set.
     pub age: Option<Duration>,
@@ -72,12 +72,17 @@ pub struct Status {
     pub consecutive_failures: u32,
     /// The last failure, for the operator.
     pub last_error: Option<String>,
+    /// The issuer's `token_endpoint`, once discovery has named a usable one; never with a
+    /// fixed JWKS URL.
+    pub token_endpoint: Option<String>,
+    /// How many fetches ended with each outcome since start-up, in [`FetchOutcome::ALL`]'s order.
+    pub fetches: Vec<(FetchOutcome, u64)>,
 }
 
 impl JwksStore {
     /// Starts the refresher thread, which fetches at once. Use [`JwksStore::first_load`] to
     /// wait for that first attempt.
-    pub fn start(source: Source, policy: RefreshPolicy) -> std::io::Result<JwksStore> {
+    pub(crate) fn start(source: Source, policy: RefreshPolicy) -> std::io::Result<JwksStore> {
         // awc's TLS connector needs a process-wide rustls provider; an embedding service may
         // have installed one already, which is fine.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -103,29 +108,58 @@ impl JwksStore {
         Ok(JwksStore { shared, wake })
     }
 
+    /// A store that holds `keys` and never fetches: for the test kit, whose issuer lives in
+    /// the same process. [`JwksStore::replace_keys`] rotates them.
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn fixed(keys: KeySet) -> JwksStore {
+        // No refresher receives the wake-ups: on-demand fetches are refused at once.
+        let (wake, _) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            keys: ArcSwapOption::new(Some(Arc::new(keys))),
+            token_endpoint: ArcSwapOption::empty(),
+            state: Mutex::new(FetchState {
+                loaded_at: Some((Instant::now(), Duration::MAX)),
+                ..FetchState::default()
+            }),
+            completed: watch::Sender::new(1),
+            policy: RefreshPolicy::default(),
+            fetches: Default::default(),
+        });
+        JwksStore { shared, wake }
+    }
+
+    /// Swaps in `keys`, as a refresh would: unchanged keys stay the same objects.
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn replace_keys(&self, mut keys: KeySet) {
+        if let Some(previous) = self.shared.keys.load_full() {
+            keys.keep_unchanged_from(&previous);
+        }
+        self.shared.keys.store(Some(Arc::new(keys)));
+    }
+
     /// The current key set, if one was ever loaded. Never waits.
-    pub fn keys(&self) -> Option<Arc<KeySet>> {
+    pub(crate) fn keys(&self) -> Option<Arc<KeySet>> {
         self.shared.keys.load_full()
     }
 
     /// The `token_endpoint` the issuer's metadata named, once discovery has succeeded.
     /// `None` before that, and always with a fixed `AUTH_JWKS_URI` (no discovery).
-    pub fn token_endpoint(&self) -> Option<Arc<String>> {
+    pub(crate) fn token_endpoint(&self) -> Option<Arc<String>> {
         self.shared.token_endpoint.load_full()
     }
 
     /// Whether a key set is loaded: the readiness of the service.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.shared.keys.load().is_some()
     }
 
     /// How long a caller should wait before retrying while no keys are loaded.
-    pub fn retry_after(&self) -> Duration {
+    pub(crate) fn retry_after(&self) -> Duration {
         self.shared.policy.cooldown.max(Duration::from_secs(1))
     }
 
     /// Waits until the first fetch attempt has finished, successfully or not.
-    pub async fn first_load(&self) {
+    pub(crate) async fn first_load(&self) {
         let mut completed = self.shared.completed.subscribe();
         let wait = completed.wait_for(|n| *n > 0);
         let _ = tokio::time::timeout(JOIN_TIMEOUT * 3, wait).await;
@@ -134,7 +168,7 @@ impl JwksStore {
     /// Asks for a fresh key set because a token named a `kid` we do not have (or no keys
     /// were ever loaded), and returns the key set once that fetch is done. Within the
     /// cooldown of the last fetch no new fetch starts and the current set is returned.
-    pub async fn refetch(&self) -> Option<Arc<KeySet>> {
+    pub(crate) async fn refetch(&self) -> Option<Arc<KeySet>> {
         if let Some(seen) = self.request_fetch() {
             let mut completed = self.shared.completed.subscribe();
             let wait = completed.wait_for(|n| *n > seen);
@@ -145,7 +179,7 @@ impl JwksStore {
 
     /// Starts an on-demand fetch if the policy allows; returns the completion count to wait
     /// past, or `None` if the request must make do with the current keys. Never waits.
-    pub fn request_fetch(&self) -> Option<u64> {
+    pub(crate) fn request_fetch(&self) -> Option<u64> {
         let now = Instant::now();
         let mut state = self.shared.lock();
         let seen = *self.shared.completed.borrow();
@@ -169,22 +203,22 @@ impl JwksStore {
         }
     }
 
-    /// How many fetches ended with each outcome since start-up.
-    pub fn fetch_counts(&self) -> [(FetchOutcome, u64); FetchOutcome::ALL.len()] {
-        FetchOutcome::ALL.map(|outcome| {
-            let count = self.shared.fetches[outcome as usize].load(Ordering::Relaxed);
-            (outcome, count)
-        })
-    }
-
     /// Where the store stands.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> KeyStoreStatus {
         let state = self.shared.lock();
-        Status {
+        KeyStoreStatus {
             keys: self.keys().map_or(0, |k| k.len()),
             age: state.loaded_at.map(|(at, _)| at.elapsed()),
             consecutive_failures: state.consecutive_failures,
             last_error: state.last_error.clone(),
+            token_endpoint: self.token_endpoint().map(|url| url.as_str().to_owned()),
+            fetches: FetchOutcome::ALL
+                .iter()
+                .map(|&outcome| {
+                    let count = self.shared.fetches[outcome as usize].load(Ordering::Relaxed);
+                    (outcome, count)
+                })
+                .collect(),
         }
     }
 }

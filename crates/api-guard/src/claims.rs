@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::error::Error;
+use crate::error::{Error, Reason};
 
 /// The claims of an access token whose signature, issuer, audience and lifetime were verified.
 ///
@@ -27,11 +27,33 @@ use super::error::Error;
 /// }
 /// ```
 ///
-/// Cloning is cheap: the claims are shared.
-#[derive(Debug, Clone)]
-pub struct AuthenticatedClaims(Arc<Inner>);
+/// With a type of your own, `AuthenticatedClaims<T>` also deserialises the verified claims
+/// into `T` (any `serde::Deserialize` type; unknown claims are ignored unless `T` says
+/// otherwise). A token whose claims do not fit `T` is refused with 401 `invalid_token`
+/// (`bad_claim`), as a malformed registered claim would be:
+///
+/// ```no_run
+/// use actix_web::{HttpResponse, get};
+/// use api_guard::AuthenticatedClaims;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Tenant {
+///     tenant_id: String,
+/// }
+///
+/// #[get("/invoices")]
+/// async fn invoices(claims: AuthenticatedClaims<Tenant>) -> HttpResponse {
+///     HttpResponse::Ok().body(format!("invoices of tenant {}", claims.custom().tenant_id))
+/// }
+/// ```
+///
+/// Cloning the untyped form is cheap: the claims are shared.
+#[derive(Clone)]
+pub struct AuthenticatedClaims<T = ()> {
+    verified: Arc<Inner>,
+    custom: T,
+}
 
-#[derive(Debug)]
 struct Inner {
     /// The claims as the issuer signed them: one JSON object, valid UTF-8 and valid JSON,
     /// every top-level claim name once (objects inside claims are not checked for
@@ -52,34 +74,64 @@ impl AuthenticatedClaims {
             Some(Claim::Str(value)) => Some(Box::from(value.as_ref())),
             _ => None,
         };
-        AuthenticatedClaims(Arc::new(Inner {
+        let inner = Inner {
             json: Box::from(json),
             sub: owned(&registered.sub),
             client_id: owned(&registered.client_id).or_else(|| owned(&registered.cid)),
             scopes: scopes_of(registered),
             map: OnceLock::new(),
-        }))
+        };
+        AuthenticatedClaims {
+            verified: Arc::new(inner),
+            custom: (),
+        }
     }
 
+    /// The same claims, also deserialised into `T`. For `T = ()`, nothing is parsed.
+    pub(crate) fn with_custom<T: DeserializeOwned + 'static>(
+        self,
+    ) -> Result<AuthenticatedClaims<T>, Error> {
+        let custom = if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+            T::deserialize(de::value::UnitDeserializer::<serde_json::Error>::new())
+        } else {
+            serde_json::from_str(&self.verified.json)
+        };
+        match custom {
+            Ok(custom) => Ok(AuthenticatedClaims {
+                verified: self.verified,
+                custom,
+            }),
+            Err(error) => {
+                log::debug!(
+                    "the verified claims do not fit {}: {error}",
+                    std::any::type_name::<T>()
+                );
+                Err(Error::from(Reason::BadClaim))
+            }
+        }
+    }
+}
+
+impl<T> AuthenticatedClaims<T> {
     /// `sub`: the subject (for client credentials, usually the client id). Optional in
     /// some issuers' tokens.
     pub fn sub(&self) -> Option<&str> {
-        self.0.sub.as_deref()
+        self.verified.sub.as_deref()
     }
 
     /// The OAuth client the token was issued to: `client_id` (RFC 9068) or Okta's `cid`.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.verified.client_id.as_deref()
     }
 
     /// The granted scopes, from Okta's `scp` array and the standard `scope` string.
     pub fn scopes(&self) -> &[String] {
-        &self.0.scopes
+        &self.verified.scopes
     }
 
     /// Whether the token grants exactly this scope (no prefix or case folding).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.iter().any(|granted| granted == scope)
+        self.verified.scopes.iter().any(|granted| granted == scope)
     }
 
     /// `Ok` if every scope is granted; otherwise the 403 `insufficient_scope` error naming
@@ -96,21 +148,42 @@ impl AuthenticatedClaims {
 
     /// Every verified claim, as the issuer sent it (parsed on first use).
     pub fn claims(&self) -> &Map<String, Value> {
-        self.0.map.get_or_init(|| {
+        self.verified.map.get_or_init(|| {
             // The validator parsed this JSON already, as strictly: it cannot fail here.
-            serde_json::from_str(&self.0.json).unwrap_or_default()
+            serde_json::from_str(&self.verified.json).unwrap_or_default()
         })
     }
 
     /// Every verified claim as one JSON object: the token's own claims, as signed (claim
     /// order and spacing are the issuer's).
     pub fn claims_json(&self) -> &str {
-        &self.0.json
+        &self.verified.json
     }
 
     /// One claim by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.claims().get(name)
+    }
+
+    /// The claims deserialised into your own type.
+    pub fn custom(&self) -> &T {
+        &self.custom
+    }
+
+    /// Your own claims, taken out.
+    pub fn into_custom(self) -> T {
+        self.custom
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for AuthenticatedClaims<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatedClaims")
+            .field("sub", &self.sub())
+            .field("client_id", &self.client_id())
+            .field("scopes", &self.scopes())
+            .field("custom", &self.custom)
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,20 +13,22 @@
 //!
 //! Anything else (an expired entry, a rotated key) is a miss, and the token goes through
 //! the full validation again.
+//!
+//! A cache belongs to one [`Guard`](crate::Guard) and is filled only by its validator, so a
+//! token verified under one issuer, audience or algorithm set is never served to a guard
+//! with other settings.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use jsonwebtoken::Algorithm;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::claims::AuthenticatedClaims;
-use super::jwks::{Key, KeySet};
-use super::validator::Verified;
-
-/// The cache size when `AUTH_TOKEN_CACHE_BYTES` is not set: about 1,500 Okta-sized tokens.
-pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
+use crate::Algorithm;
+use crate::claims::AuthenticatedClaims;
+use crate::error::Error;
+use crate::jwks::{Key, KeySet};
+use crate::validator::{Verified, now};
 
 /// What an entry costs beyond its token and claims: the entry, the map slot, the key and
 /// claim containers. An estimate, on the generous side.
@@ -35,8 +37,9 @@ const ENTRY_OVERHEAD_BYTES: u64 = 320;
 /// it; a generous bound, which also covers a map built by `AuthenticatedClaims::claims()`.
 const CLAIMS_FACTOR: u64 = 4;
 
-/// Counters and size of the token cache, for metrics.
+/// Counters and size of a guard's verified-token cache, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Requests answered from the cache.
     pub hits: u64,
@@ -47,12 +50,12 @@ pub struct CacheStats {
     pub entries: u64,
     /// Estimated bytes held now.
     pub bytes: u64,
-    /// The most bytes the cache may hold (`AUTH_TOKEN_CACHE_BYTES`); 0 when it is off.
+    /// The most bytes the cache may hold; 0 when it is off.
     pub capacity_bytes: u64,
 }
 
 /// The verified-token cache, shared by every worker. `capacity_bytes` of 0 turns it off.
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     entries: Option<Cache<Box<str>, Arc<Entry>, EntryWeight>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -85,7 +88,7 @@ impl Weighter<Box<str>, Arc<Entry>> for EntryWeight {
 
 impl TokenCache {
     /// A cache holding about `capacity_bytes` of tokens and claims; 0 for none.
-    pub fn new(capacity_bytes: usize) -> TokenCache {
+    pub(crate) fn new(capacity_bytes: usize) -> TokenCache {
         let capacity_bytes = capacity_bytes as u64;
         let entries = (capacity_bytes > 0).then(|| {
             // quick_cache sizes its table from the expected number of entries.
@@ -125,9 +128,35 @@ impl TokenCache {
         }
     }
 
+    /// The claims of `token` from the cache if it was verified before and may still be
+    /// served with `keys` as the current key set; else `verify(now)`'s, kept when it passes.
+    pub(crate) fn get_or_verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        verify: impl FnOnce(u64) -> Result<Verified, Error>,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let now = now();
+        if let Some(claims) = self.get(token, keys, now) {
+            return Ok(claims);
+        }
+        Ok(self.insert(token, verify(now as u64)?, now))
+    }
+
+    /// `verify(now)`'s claims, kept when it passes, without looking the token up first: for
+    /// a token that has just missed (before a key refetch), so it counts as one miss, not two.
+    pub(crate) fn verify_and_insert(
+        &self,
+        token: &str,
+        verify: impl FnOnce(u64) -> Result<Verified, Error>,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let now = now();
+        Ok(self.insert(token, verify(now as u64)?, now))
+    }
+
     /// The verified claims of `token` if it is cached and may be served at `now` (seconds
     /// since the epoch) with `keys` as the current key set. Counts a hit or a miss.
-    pub(crate) fn get(&self, token: &str, keys: &KeySet, now: f64) -> Option<AuthenticatedClaims> {
+    fn get(&self, token: &str, keys: &KeySet, now: f64) -> Option<AuthenticatedClaims> {
         let entries = self.entries.as_ref()?;
         self.drop_entries_of_old_keys(entries, keys);
         let found = entries.get(token);
@@ -150,7 +179,7 @@ impl TokenCache {
 
     /// Keeps `verified` for `token` (if it can still be served after `now`) and returns its
     /// claims.
-    pub(crate) fn insert(&self, token: &str, verified: Verified, now: f64) -> AuthenticatedClaims {
+    fn insert(&self, token: &str, verified: Verified, now: f64) -> AuthenticatedClaims {
         let Some(entries) = &self.entries else {
             return verified.claims;
         };
@@ -175,7 +204,7 @@ impl TokenCache {
     }
 
     /// Hits, misses and size.
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         let (entries, bytes) = self
             .entries
             .as_ref()
@@ -197,11 +226,8 @@ impl Entry {
 
     /// Whether the key `keys` has for this token is the very key that verified it.
     fn verified_by_current_key(&self, keys: &KeySet) -> bool {
-        let current = match self.kid.as_deref() {
-            Some(kid) => keys.get(kid),
-            None => keys.only_key_for(self.alg),
-        };
-        current.is_some_and(|key| std::ptr::eq(Arc::as_ptr(key), self.key.as_ptr()))
+        keys.key_for(self.kid.as_deref(), self.alg)
+            .is_ok_and(|key| std::ptr::eq(Arc::as_ptr(key), self.key.as_ptr()))
     }
 }
 
@@ -219,7 +245,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
-    use crate::auth::claims::Registered;
+    use crate::claims::Registered;
 
     use super::*;
 

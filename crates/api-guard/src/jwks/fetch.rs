@@ -11,18 +11,18 @@ use url::Url;
 
 use super::keyset::KeySet;
 use super::policy;
-use crate::config::is_https_or_loopback;
+use crate::url_rules::https_or_loopback;
 
 /// Connect timeout of every fetch.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total timeout of one request: connect, send, headers and body.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest metadata or key-set document accepted.
-pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Where the key set comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Discover `jwks_uri` from the issuer's metadata.
     Discover {
         /// The configured issuer; the metadata's `issuer` must equal it.
@@ -88,7 +88,7 @@ impl FetchOutcome {
 /// A failed fetch: its kind, and one line for the operator's log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
-pub struct FetchError {
+pub(crate) struct FetchError {
     /// What kind of failure.
     pub outcome: FetchOutcome,
     /// What happened.
@@ -103,7 +103,7 @@ fn failure(outcome: FetchOutcome, detail: impl Into<String>) -> FetchError {
 }
 
 /// A key set as fetched.
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// The usable keys.
     pub keys: KeySet,
     /// The issuer's `Cache-Control: max-age`, if it sent one.
@@ -123,7 +123,7 @@ struct Discovered {
 
 /// Fetches key sets; remembers the discovered metadata until a fetch from its `jwks_uri`
 /// fails.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: awc::Client,
     source: Source,
     discovered: Option<Discovered>,
@@ -131,7 +131,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// A fetcher for `source`, with its own HTTP client.
-    pub fn new(source: Source) -> Self {
+    pub(crate) fn new(source: Source) -> Self {
         let client = awc::Client::builder()
             .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT))
             .timeout(REQUEST_TIMEOUT)
@@ -150,7 +150,7 @@ impl Fetcher {
 
     /// Fetches the key set, discovering its URL first if needed. The error is one line for
     /// the operator's log.
-    pub async fn fetch(&mut self) -> Result<Fetched, FetchError> {
+    pub(crate) async fn fetch(&mut self) -> Result<Fetched, FetchError> {
         let (uri, token_endpoint) = match (&self.source, &self.discovered) {
             (Source::Fixed { jwks_uri }, _) => (jwks_uri.clone(), None),
             (Source::Discover { .. }, Some(found)) => {
@@ -246,7 +246,7 @@ impl Fetcher {
         let issuer_is_local = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http");
         let acceptable = |candidate: &str| {
             Url::parse(candidate).is_ok_and(|parsed| {
-                parsed.scheme() == "https" || (issuer_is_local && is_https_or_loopback(&parsed))
+                parsed.scheme() == "https" || (issuer_is_local && https_or_loopback(&parsed))
             })
         };
         if !acceptable(&jwks_uri) {

@@ -1,6 +1,6 @@
-//! Signing keys of the development issuer: generation with aws-lc-rs, JWS signatures
-//! (RFC 7515 §5.1, RFC 7518 §3) and the public JWK each key publishes (RFC 7517 §4, RFC 7518 §6,
-//! RFC 8037 §2).
+//! Signing keys of the test kit (and of the service's development issuer, built on it):
+//! generation with aws-lc-rs, JWS signatures (RFC 7515 §5.1, RFC 7518 §3) and the public JWK
+//! each key publishes (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2).
 
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::error::Unspecified;
@@ -8,52 +8,14 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
-    EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+    EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384,
+    RSA_PKCS1_SHA512, RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512, RsaEncoding,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::DevIssuerError;
-
-/// The algorithms the development issuer can sign with; each key has exactly one.
-///
-/// RS256 and PS256 keys are 2048-bit RSA, ES256 and ES384 use P-256 and P-384, EdDSA uses Ed25519.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SigningAlg {
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), what Okta signs with.
-    RS256,
-    /// RSASSA-PSS with SHA-256 (RFC 7518 §3.5).
-    PS256,
-    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4).
-    ES256,
-    /// ECDSA on P-384 with SHA-384 (RFC 7518 §3.4).
-    ES384,
-    /// Ed25519 (RFC 8037 §3.1).
-    EdDSA,
-}
-
-impl SigningAlg {
-    /// Every algorithm the development issuer can sign with.
-    pub const ALL: [SigningAlg; 5] = [
-        SigningAlg::RS256,
-        SigningAlg::PS256,
-        SigningAlg::ES256,
-        SigningAlg::ES384,
-        SigningAlg::EdDSA,
-    ];
-
-    /// The JWS `alg` name (RFC 7518 §3.1, RFC 8037 §3.1).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::PS256 => "PS256",
-            Self::ES256 => "ES256",
-            Self::ES384 => "ES384",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-}
+use crate::Algorithm;
 
 /// Parsed once at generation: signing never re-reads key material.
 enum KeyMaterial {
@@ -63,24 +25,28 @@ enum KeyMaterial {
 }
 
 /// One key of the issuer: its private half, and its public half in the forms tests need.
-pub(super) struct SigningKey {
-    pub(super) kid: String,
-    pub(super) alg: SigningAlg,
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
     material: KeyMaterial,
-    pub(super) jwk: Value,
-    pub(super) public_der: Vec<u8>,
+    pub(crate) jwk: Value,
+    pub(crate) public_der: Vec<u8>,
 }
 
 impl SigningKey {
     /// Generates a fresh key for `alg` under a random `kid`.
-    pub(super) fn generate(alg: SigningAlg) -> Result<Self, DevIssuerError> {
-        let failed = |_| DevIssuerError::KeyGeneration(alg);
-        let kid = random_id(12).map_err(failed)?;
+    pub(crate) fn generate(alg: Algorithm) -> Result<Self, Unspecified> {
+        let kid = random_id(12)?;
         let (material, public_der, params) = match alg {
-            SigningAlg::RS256 | SigningAlg::PS256 => {
-                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048)?;
                 let public = pair.public_key();
-                let der = x509_der(public.as_der()).map_err(failed)?;
+                let der = x509_der(public.as_der())?;
                 // RFC 7518 §6.3.1: n and e are unsigned big-endian without leading zeros.
                 let params = json!({
                     "kty": "RSA",
@@ -89,14 +55,10 @@ impl SigningKey {
                 });
                 (KeyMaterial::Rsa(pair), der, params)
             }
-            SigningAlg::ES256 => {
-                ec_key(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256").map_err(failed)?
-            }
-            SigningAlg::ES384 => {
-                ec_key(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384").map_err(failed)?
-            }
-            SigningAlg::EdDSA => {
-                let pair = Ed25519KeyPair::generate().map_err(failed)?;
+            Algorithm::ES256 => ec_key(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256")?,
+            Algorithm::ES384 => ec_key(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384")?,
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::generate()?;
                 let raw = pair.public_key().as_ref().to_vec();
                 let params = json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(&raw) });
                 (KeyMaterial::Ed(pair), raw, params)
@@ -118,15 +80,18 @@ impl SigningKey {
     }
 
     /// The JWS signature over `signing_input` (RFC 7515 §5.1 step 5) in this key's algorithm.
-    pub(super) fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, Unspecified> {
+    pub(crate) fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, Unspecified> {
         let rng = SystemRandom::new();
         match (&self.material, self.alg) {
             (KeyMaterial::Rsa(pair), alg) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
-                let padding = if alg == SigningAlg::PS256 {
-                    &RSA_PSS_SHA256
-                } else {
-                    &RSA_PKCS1_SHA256
+                let padding: &'static dyn RsaEncoding = match alg {
+                    Algorithm::RS384 => &RSA_PKCS1_SHA384,
+                    Algorithm::RS512 => &RSA_PKCS1_SHA512,
+                    Algorithm::PS256 => &RSA_PSS_SHA256,
+                    Algorithm::PS384 => &RSA_PSS_SHA384,
+                    Algorithm::PS512 => &RSA_PSS_SHA512,
+                    _ => &RSA_PKCS1_SHA256,
                 };
                 pair.sign(padding, &rng, signing_input, &mut signature)?;
                 Ok(signature)
@@ -159,12 +124,12 @@ fn x509_der(der: Result<PublicKeyX509Der<'static>, Unspecified>) -> Result<Vec<u
 }
 
 /// Base64url without padding, the encoding of every JWS part and JWK member (RFC 7515 §2).
-pub(super) fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// `len` random bytes as base64url: URL-safe identifiers for `kid` and `jti`.
-pub(super) fn random_id(len: usize) -> Result<String, Unspecified> {
+pub(crate) fn random_id(len: usize) -> Result<String, Unspecified> {
     let mut bytes = vec![0; len];
     aws_lc_rs::rand::fill(&mut bytes)?;
     Ok(b64(&bytes))
@@ -176,7 +141,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_publishes_a_jwk_with_kid_use_and_alg() {
-        for alg in SigningAlg::ALL {
+        for alg in Algorithm::ALL {
             let key = SigningKey::generate(alg).unwrap();
             assert_eq!(key.jwk["kid"], key.kid.as_str(), "{alg:?}");
             assert_eq!(key.jwk["use"], "sig", "{alg:?}");
@@ -187,8 +152,8 @@ mod tests {
 
     #[test]
     fn ec_jwk_coordinates_are_the_curve_size() {
-        let p256 = SigningKey::generate(SigningAlg::ES256).unwrap();
-        let p384 = SigningKey::generate(SigningAlg::ES384).unwrap();
+        let p256 = SigningKey::generate(Algorithm::ES256).unwrap();
+        let p384 = SigningKey::generate(Algorithm::ES384).unwrap();
         let len = |key: &SigningKey, member: &str| {
             URL_SAFE_NO_PAD
                 .decode(key.jwk[member].as_str().unwrap())
@@ -201,7 +166,7 @@ mod tests {
 
     #[test]
     fn ed25519_public_key_bytes_are_the_raw_32_bytes() {
-        let key = SigningKey::generate(SigningAlg::EdDSA).unwrap();
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
         assert_eq!(key.public_der.len(), 32);
         assert_eq!(key.jwk["x"], b64(&key.public_der));
     }

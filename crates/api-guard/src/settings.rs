@@ -1,0 +1,360 @@
+//! [`AuthSettings`]: what a token must satisfy and how the key store behaves, built in code.
+//!
+//! Every setter's doc ends with its default. The settings are checked once, when
+//! [`Guard::start`](crate::Guard::start) is called (or earlier with
+//! [`AuthSettings::validate`]), never per request.
+//!
+//! ```
+//! use std::time::Duration;
+//! use api_guard::{Algorithm, AuthSettings};
+//!
+//! let settings = AuthSettings::new("https://dev-123456.okta.com/oauth2/default")
+//!     .with_audiences(["api://orders"])
+//!     .with_algorithms([Algorithm::RS256])
+//!     .with_leeway(Duration::from_secs(30))
+//!     .with_required_scopes(["orders:read"]);
+//! assert!(settings.validate().is_ok());
+//! ```
+
+use std::time::Duration;
+
+use crate::Algorithm;
+use crate::jwks::RefreshPolicy;
+use crate::url_rules::check_endpoint;
+
+/// The audience expected by default: the one of Okta's `default` authorization server.
+const DEFAULT_AUDIENCE: &str = "api://default";
+/// The most clock skew a setting may allow: more means clocks need fixing, not leeway.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The token cache size by default: about 1,500 Okta-sized tokens.
+const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// The most memory the token cache may be given: 1 GiB.
+const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
+
+/// The settings of a [`Guard`](crate::Guard): the issuer whose tokens are accepted and what
+/// else a token must satisfy, plus the key store's timing and the token cache's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    required_scopes: Vec<String>,
+    jwks_uri: Option<String>,
+    pub(crate) refresh: RefreshPolicy,
+    token_cache_bytes: usize,
+}
+
+/// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+#[non_exhaustive]
+pub struct SettingsError {
+    /// The setting's name, e.g. `issuer`, or `leeway` for [`AuthSettings::with_leeway`].
+    pub setting: &'static str,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+impl AuthSettings {
+    /// Settings accepting tokens whose `iss` is exactly `issuer` (never normalised: a trailing
+    /// `/` matters), with the defaults below for everything else. The issuer's keys are found
+    /// through its metadata (`{issuer}/.well-known/oauth-authorization-server`, then
+    /// `openid-configuration`) unless [`with_jwks_uri`](Self::with_jwks_uri) is set.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        AuthSettings {
+            issuer: issuer.into(),
+            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            algorithms: Algorithm::ALL.to_vec(),
+            leeway: Duration::from_secs(60),
+            required_scopes: Vec::new(),
+            jwks_uri: None,
+            refresh: RefreshPolicy::default(),
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+        }
+    }
+
+    /// Another issuer, for a service that learns its issuer's URL late (once a port is
+    /// bound); the other settings stay. Default: the one given to [`AuthSettings::new`].
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The audiences accepted: a token's `aud` must contain at least one of them.
+    /// Default: `api://default` (Okta's default authorization server).
+    pub fn with_audiences<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        audiences: I,
+    ) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The signing algorithms allowed; a token signed otherwise is refused before its key is
+    /// looked up. Default: every [`Algorithm`].
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms.clear();
+        for alg in algorithms {
+            if !self.algorithms.contains(&alg) {
+                self.algorithms.push(alg);
+            }
+        }
+        self
+    }
+
+    /// The clock skew allowed on `exp`, `nbf` and `iat`, at most 5 minutes.
+    /// Default: 60 seconds.
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Scopes every protected route requires (all of them), on top of what a route asks for
+    /// itself. Default: none.
+    pub fn with_required_scopes<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        scopes: I,
+    ) -> Self {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A fixed JWKS URL, which skips discovery. Default: discovered from the issuer's metadata.
+    pub fn with_jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    /// The least and the most time between two scheduled key-set refreshes, whatever the
+    /// issuer's `Cache-Control: max-age` says. Default: 5 minutes and 24 hours.
+    pub fn with_jwks_refresh_bounds(mut self, least: Duration, most: Duration) -> Self {
+        self.refresh.min_lifetime = least;
+        self.refresh.max_lifetime = most;
+        self
+    }
+
+    /// The least time between two fetches caused by tokens naming an unknown `kid`: what an
+    /// attacker sending made-up `kid`s can make the issuer serve. Zero fetches for every
+    /// such token (concurrent ones still share one fetch): for tests only. Default: 30 seconds.
+    pub fn with_jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refresh.cooldown = cooldown;
+        self
+    }
+
+    /// How long past its lifetime the last good key set stays in use while the issuer is
+    /// unreachable; after that protected routes answer 503. Default: 24 hours.
+    pub fn with_jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        self.refresh.max_stale = max_stale;
+        self
+    }
+
+    /// The first wait after a failed key fetch, doubling on each further failure up to
+    /// `most`. Default: 1 second and 60 seconds.
+    pub fn with_jwks_retry(mut self, first: Duration, most: Duration) -> Self {
+        self.refresh.retry_initial = first;
+        self.refresh.retry_max = most;
+        self
+    }
+
+    /// Memory for the verified-token cache, in bytes, at most 1 GiB: a token seen before is
+    /// answered without a second signature check, until its `exp` or until its key leaves
+    /// the key set. 0 turns the cache off. Default: 4 MiB.
+    pub fn with_token_cache_bytes(mut self, bytes: usize) -> Self {
+        self.token_cache_bytes = bytes;
+        self
+    }
+
+    /// The issuer, exactly as tokens must carry it in `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The accepted audiences.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The allowed algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// The clock-skew allowance.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The scopes every protected route requires.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// The fixed JWKS URL, if one is set.
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+
+    /// The token cache's size in bytes.
+    pub fn token_cache_bytes(&self) -> usize {
+        self.token_cache_bytes
+    }
+
+    /// Checks every setting; [`Guard::start`](crate::Guard::start) does the same. The
+    /// first problem found is returned, naming the setter.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let error = |setting, problem: String| Err(SettingsError { setting, problem });
+        if let Err(problem) =
+            check_endpoint(&self.issuer, "https://dev-123456.okta.com/oauth2/default")
+        {
+            return error("issuer", problem);
+        }
+        let jwks_example = "https://dev-123456.okta.com/oauth2/default/v1/keys";
+        if let Some(Err(problem)) = self
+            .jwks_uri
+            .as_deref()
+            .map(|uri| check_endpoint(uri, jwks_example))
+        {
+            return error("jwks_uri", problem);
+        }
+        if self.audiences.iter().all(|aud| aud.is_empty()) {
+            return error(
+                "audiences",
+                "must name at least one audience, e.g. api://default (Okta: Security > API > your server > Audience)".into(),
+            );
+        }
+        if self.algorithms.is_empty() {
+            return error(
+                "algorithms",
+                "must name at least one algorithm, e.g. RS256".into(),
+            );
+        }
+        if self.leeway > MAX_LEEWAY {
+            return error(
+                "leeway",
+                format!(
+                    "`{}` is more than 300 seconds of clock skew; fix the clocks (NTP) and use 60 or less",
+                    self.leeway.as_secs()
+                ),
+            );
+        }
+        if let Some(bad) = self
+            .required_scopes
+            .iter()
+            .find(|scope| !is_scope_token(scope))
+        {
+            return error(
+                "required_scopes",
+                format!(
+                    "{bad:?} is not a scope name (printable ASCII without spaces, quotes or backslashes)"
+                ),
+            );
+        }
+        let refresh = &self.refresh;
+        if refresh.min_lifetime.is_zero() || refresh.max_lifetime < refresh.min_lifetime {
+            return error(
+                "jwks_refresh_bounds",
+                "the least time must be above zero and not more than the most".into(),
+            );
+        }
+        if refresh.retry_initial.is_zero() || refresh.retry_max < refresh.retry_initial {
+            return error(
+                "jwks_retry",
+                "the first wait must be above zero and not more than the longest".into(),
+            );
+        }
+        if self.token_cache_bytes > MAX_TOKEN_CACHE_BYTES {
+            return error(
+                "token_cache_bytes",
+                format!(
+                    "`{}` is more than {MAX_TOKEN_CACHE_BYTES} bytes (1 GiB)",
+                    self.token_cache_bytes
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// RFC 6749 §3.3: a scope token is printable ASCII without space, `"` or `\`.
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(settings: AuthSettings) -> String {
+        settings
+            .validate()
+            .map_or_else(|e| e.to_string(), |()| String::new())
+    }
+
+    const OKTA: &str = "https://dev-1.okta.com/oauth2/default";
+
+    #[test]
+    fn the_defaults_are_valid_and_documented_ones() {
+        let settings = AuthSettings::new(OKTA);
+        assert_eq!(problem(settings.clone()), "");
+        assert_eq!(settings.audiences(), ["api://default"]);
+        assert_eq!(settings.algorithms(), Algorithm::ALL);
+        assert_eq!(settings.leeway(), Duration::from_secs(60));
+        assert_eq!(settings.token_cache_bytes(), 4 << 20);
+        assert_eq!(settings.refresh, RefreshPolicy::default());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        for (settings, setting) in [
+            (AuthSettings::new("http://example.com/x"), "issuer: "),
+            (AuthSettings::new("no url"), "issuer: "),
+            (
+                AuthSettings::new(OKTA).with_jwks_uri("https://a/?q"),
+                "jwks_uri: ",
+            ),
+            (
+                AuthSettings::new(OKTA).with_audiences([""; 0]),
+                "audiences: ",
+            ),
+            (AuthSettings::new(OKTA).with_algorithms([]), "algorithms: "),
+            (
+                AuthSettings::new(OKTA).with_leeway(Duration::from_secs(301)),
+                "leeway: ",
+            ),
+            (
+                AuthSettings::new(OKTA).with_required_scopes(["a b"]),
+                "required_scopes: ",
+            ),
+            (
+                AuthSettings::new(OKTA)
+                    .with_jwks_refresh_bounds(Duration::from_secs(9), Duration::from_secs(8)),
+                "jwks_refresh_bounds: ",
+            ),
+            (
+                AuthSettings::new(OKTA).with_jwks_retry(Duration::ZERO, Duration::ZERO),
+                "jwks_retry: ",
+            ),
+            (
+                AuthSettings::new(OKTA).with_token_cache_bytes((1 << 30) + 1),
+                "token_cache_bytes: ",
+            ),
+        ] {
+            let message = problem(settings);
+            assert!(message.starts_with(setting), "{setting}: {message}");
+        }
+    }
+
+    #[test]
+    fn algorithms_are_kept_once_in_order() {
+        let settings = AuthSettings::new(OKTA).with_algorithms([
+            Algorithm::ES256,
+            Algorithm::RS256,
+            Algorithm::ES256,
+        ]);
+        assert_eq!(settings.algorithms(), [Algorithm::ES256, Algorithm::RS256]);
+    }
+}
