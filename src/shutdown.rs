@@ -1,5 +1,4 @@
-//! Graceful shutdown (DESIGN.md, "Who uses it": an operator's replicas behind a load
-//! balancer).
+//! Graceful shutdown, for an operator's replicas behind a load balancer.
 //!
 //! On SIGTERM or SIGINT: `/health/ready` answers 503 at once and every response closes its
 //! connection, while the service keeps serving for `SHUTDOWN_DRAIN_SECS` so balancers that

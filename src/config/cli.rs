@@ -1,5 +1,5 @@
 //! The raw settings: one clap field per setting, each a flag and an environment variable,
-//! so `--help` documents them all with their defaults (DESIGN.md, "Configuration contract").
+//! so `--help` documents them all with their defaults.
 
 use std::ffi::OsString;
 

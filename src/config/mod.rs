@@ -81,7 +81,7 @@ pub struct Config {
     /// `Some` with `--dev`: run the development issuer on the service's own port.
     pub dev: Option<DevClient>,
     /// The issuer's token endpoint as configured (`AUTH_TOKEN_URL`), or `None` to name the
-    /// discovered one (see [`crate::routes::Published`]).
+    /// discovered one (`/openapi.json` names it).
     pub token_url: Option<String>,
     /// The URL clients use to reach the service (`PUBLIC_URL`, no trailing `/`), or `None`
     /// to derive it per request from the `Host` header.

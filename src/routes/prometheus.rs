@@ -1,5 +1,4 @@
-//! `GET /metrics`: Prometheus text (DESIGN.md, "Routes of the sample service"). Bind it
-//! privately in production with `METRICS_ADDR`.
+//! `GET /metrics`: Prometheus text. Bind it privately in production with `METRICS_ADDR`.
 
 use actix_web::{HttpRequest, HttpResponse, get};
 use api_guard::Guard;

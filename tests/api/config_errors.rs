@@ -208,7 +208,7 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
     let outcome = run(&[], &["--help"]);
     assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
     let help = &outcome.stdout;
-    // (variable, the default as `--help` shows it, or `None` where DESIGN.md has none)
+    // (variable, the default as `--help` shows it, or `None` where there is none)
     let table: &[(&str, Option<&str>)] = &[
         ("AUTH_ISSUER", None),
         ("OKTA_DOMAIN", None),

@@ -1,4 +1,4 @@
-//! Key rotation and the on-demand refetch (DESIGN.md, "The shape"): a new `kid` causes one
+//! Key rotation and the on-demand refetch: a new `kid` causes one
 //! refetch, at most one per cooldown however many ask, and a removed key stops working.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Tokens from other issuers differ (DESIGN.md, "The shape"): every documented shape is
+//! Tokens from other issuers differ: every documented shape is
 //! accepted, and read the same way.
 
 use api_guard::Algorithm;

@@ -39,7 +39,7 @@
 //! - Your own claims: take `AuthenticatedClaims<MyClaims>` (see [`AuthenticatedClaims`]).
 //! - Scopes for a whole scope of routes: wrap it in [`RequireScopes`], or [`require_token`]
 //!   for any valid token.
-//! - Tests without a network or an issuer: the `test-util` feature's [`testing::TestIssuer`]
+//! - Tests without a network or an issuer: the `test-util` feature's `testing::TestIssuer`
 //!   mints tokens and hands out a guard that trusts them.
 //!
 //! # Security

@@ -1,5 +1,5 @@
 //! When to fetch the key set: pure functions of instants, so every decision is unit-tested
-//! without sleeping (DESIGN.md, "The shape").
+//! without sleeping.
 
 use std::time::{Duration, Instant};
 
