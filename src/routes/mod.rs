@@ -1,5 +1,6 @@
 //! The routes of the sample service (DESIGN.md, "Routes of the sample service").
 
+mod echo;
 mod health;
 mod hello;
 pub mod openapi;
@@ -21,6 +22,7 @@ use serde_json::json;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)
         .service(whoami::whoami)
+        .configure(echo::configure)
         .service(health::live)
         .service(health::ready)
         .service(openapi::openapi)
