@@ -34,8 +34,10 @@ time limit it ends those PIDs and no others.
 Environment: LB_TEST_REPLICA_BIN, LB_TEST_ISSUER_BIN (binaries; the issuer needs the
 `dev-issuer` feature), LB_TEST_NGINX and LB_TEST_HAPROXY (the balancers' binaries),
 LB_TEST_RATE (requests per second through each balancer, default 200),
-LB_TEST_ROLLING_RESTARTS (passes of phase (a), default 3), LB_TEST_KEEP (keep the temporary
-directory with every log).
+LB_TEST_ROLLING_RESTARTS (passes of phase (a), default 3), LB_TEST_CPU_QUOTA (a percentage of
+one core that the three replicas share, through a cgroup of their own, as a Kubernetes CPU limit
+would throttle them; root only; off by default), LB_TEST_KEEP (keep the temporary directory with
+every log).
 """
 
 import base64
@@ -130,14 +132,69 @@ def die_with_parent():
         pass
 
 
+class CpuQuota:
+    """A cgroup of this test's own whose CPU time is capped at `percent` % of one core (cgroup v2
+    `cpu.max`, or v1 `cpu.cfs_quota_us`); the replicas are started inside it. Removed at the end
+    (it is empty by then: every process in it was ended)."""
+
+    PERIOD = 100_000  # microseconds, the kernel's default CFS period
+
+    def __init__(self, percent):
+        quota = int(self.PERIOD * percent / 100)
+        name = f"api-guard-lb-{os.getpid()}"
+        v2 = "/sys/fs/cgroup"
+        v1 = "/sys/fs/cgroup/cpu"
+        if os.path.exists(os.path.join(v2, "cgroup.controllers")):
+            self.path = os.path.join(v2, name)
+            settings = {"cpu.max": f"{quota} {self.PERIOD}"}
+        elif os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
+            self.path = os.path.join(v1, name)
+            settings = {"cpu.cfs_period_us": str(self.PERIOD), "cpu.cfs_quota_us": str(quota)}
+        else:
+            raise SetupError("LB_TEST_CPU_QUOTA: no cgroup CPU controller found")
+        try:
+            os.mkdir(self.path)
+            for key, value in settings.items():
+                with open(os.path.join(self.path, key), "w") as f:
+                    f.write(value)
+        except OSError as error:
+            raise SetupError(f"LB_TEST_CPU_QUOTA: cannot set up {self.path}: {error}") from None
+        self.percent = percent
+
+    def enter(self):
+        """In the child, before exec: moves it into the cgroup."""
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def throttled(self):
+        try:
+            with open(os.path.join(self.path, "cpu.stat")) as f:
+                stat = dict(line.split() for line in f if len(line.split()) == 2)
+            return f"{stat.get('nr_throttled', '?')} of {stat.get('nr_periods', '?')} periods"
+        except OSError:
+            return "unknown"
+
+    def remove(self):
+        try:
+            os.rmdir(self.path)
+        except OSError as error:
+            print(f"warning: could not remove {self.path}: {error}", file=sys.stderr)
+
+
 class Processes:
     """The processes this test started, by PID; ends only those."""
 
     def __init__(self):
         self.children = []
 
-    def start(self, argv, env, log_path, cwd):
+    def start(self, argv, env, log_path, cwd, cgroup=None):
         log = open(log_path, "ab")
+
+        def set_up():
+            die_with_parent()
+            if cgroup is not None:
+                cgroup.enter()
+
         proc = subprocess.Popen(
             argv,
             env=env,
@@ -145,7 +202,7 @@ class Processes:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=set_up,
         )
         log.close()
         self.children.append(proc)
@@ -186,8 +243,9 @@ def file_size(path):
 
 
 class Replica:
-    def __init__(self, index, binary, env, tmp, processes):
+    def __init__(self, index, binary, env, tmp, processes, cgroup=None):
         self.index = index
+        self.cgroup = cgroup
         self.port = free_port()
         self.binary = binary
         self.env = dict(env, BIND_ADDR=f"127.0.0.1:{self.port}")
@@ -198,7 +256,9 @@ class Replica:
         self.proc = None
 
     def start(self):
-        self.proc = self.processes.start([self.binary], self.env, self.log, self.tmp)
+        self.proc = self.processes.start(
+            [self.binary], self.env, self.log, self.tmp, self.cgroup
+        )
 
     def wait_ready(self, within=30):
         def ready():
@@ -621,7 +681,7 @@ def wait_haproxy_down(haproxy, replica, offset, within):
     return None
 
 
-def run(tmp, processes):
+def run(tmp, processes, cgroup):
     replica_bin = os.environ["LB_TEST_REPLICA_BIN"]
     issuer_bin = os.environ["LB_TEST_ISSUER_BIN"]
     # Not NGINX: nginx itself reads that variable (inherited sockets).
@@ -664,7 +724,7 @@ def run(tmp, processes):
         # The request log at 400 lines/s would dwarf what matters here: key fetches, shutdown.
         RUST_LOG="info,api_guard::request=warn",
     )
-    replicas = [Replica(i, replica_bin, replica_env, tmp, processes) for i in (1, 2, 3)]
+    replicas = [Replica(i, replica_bin, replica_env, tmp, processes, cgroup) for i in (1, 2, 3)]
 
     conf, down_flag = nginx_config(nginx, gate_port, issuer_port, replicas)
     nginx_argv = [nginx_bin, "-p", tmp + "/", "-c", conf, "-e", nginx.error_log]
@@ -708,6 +768,7 @@ def run(tmp, processes):
         f"nginx :{nginx.port}, HAProxy :{haproxy.port}, JWKS gate :{gate_port}; through each "
         f"balancer {RATE} req/s (GET whoami and POST echo in turn) from {THREADS} threads; "
         f"{ROLLING_RESTARTS} rolling restart(s) in (a)"
+        + (f"; the replicas share {cgroup.percent:g} % of a core ({cgroup.path})" if cgroup else "")
     )
 
     load = Load({b.name: b.port for b in balancers}, token)
@@ -793,6 +854,8 @@ def run(tmp, processes):
     finally:
         load.finish()
 
+    if cgroup is not None:
+        notes.setdefault("after", []).append(f"replicas throttled in {cgroup.throttled()}")
     return report(load, notes, balancers, replicas)
 
 
@@ -877,13 +940,18 @@ def main():
     signal.signal(signal.SIGALRM, on_signal)
     signal.alarm(int(TIME_LIMIT) + 30)
     status = 2
+    cgroup = None
     try:
-        status = 0 if run(tmp, processes) else 1
+        quota = os.environ.get("LB_TEST_CPU_QUOTA")
+        cgroup = CpuQuota(float(quota)) if quota else None
+        status = 0 if run(tmp, processes, cgroup) else 1
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
     finally:
         signal.alarm(0)
         processes.stop_all()
+        if cgroup is not None:
+            cgroup.remove()
         print(f"== took {time.monotonic() - started_at:.0f}s")
         if status != 0 or os.environ.get("LB_TEST_KEEP"):
             print(f"== logs kept in {tmp}")
