@@ -196,7 +196,9 @@ impl Application {
 }
 
 /// Closing the door of a listening socket: no new connection gets in, the ones already in
-/// stay until accepted. Linux only; elsewhere [`close`](door::close) returns at once.
+/// stay until accepted; and whether accepted connections still hold unread requests. Linux
+/// only; elsewhere [`close`](door::close) warns and returns at once, and no request is seen
+/// unread.
 mod door {
     use std::net::{SocketAddr, TcpListener};
     use std::time::{Duration, Instant};
