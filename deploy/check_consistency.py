@@ -5,11 +5,14 @@
   from the signal and includes the drain), and the drain is shorter than the timeout;
 - the replicas' keep-alive outlasts nginx's idle upstream connections;
 - probes: /health/ready for routing, /health/live for restarts;
+- HAProxy (deploy/haproxy/) probes /health/ready, notices a draining replica (inter x fall)
+  within the default SHUTDOWN_DRAIN_SECS, and never replays a request it sent (no `retry-on`);
 - the image leaves the development issuer out and runs as a numeric non-root user.
 
 Run by .ci/deploy-validate with PyYAML; prints one line per rule and exits 1 if one fails.
 """
 
+import glob
 import os
 import re
 import sys
@@ -69,6 +72,40 @@ for name, keep_alive in [
         seconds(keep_alive) > nginx_idle,
         f"{name}: KEEP_ALIVE_SECS {keep_alive} > nginx upstream keepalive_timeout {nginx_idle}",
     )
+
+with open(os.path.join(HERE, "haproxy", "api-guard.cfg")) as f:
+    haproxy = f.read()
+haproxy_lines = [line.split("#")[0].strip() for line in haproxy.splitlines()]
+check(
+    "option httpchk GET /health/ready" in haproxy_lines
+    and "http-check expect status 200" in haproxy_lines,
+    "haproxy: active checks of /health/ready, 200 expected",
+)
+default_server = next((line for line in haproxy_lines if line.startswith("default-server ")), "")
+inter = re.search(r"\binter (\d+)(ms|s)\b", default_server)
+fall = re.search(r"\bfall (\d+)\b", default_server)
+# The setting's default, where clap declares it (the crate may move under crates/).
+cli = ""
+for pattern in ("src/config/cli.rs", "crates/*/src/config/cli.rs"):
+    for path in glob.glob(os.path.join(HERE, "..", pattern)):
+        with open(path) as f:
+            cli += f.read()
+m = re.search(r'env = "SHUTDOWN_DRAIN_SECS",[^)]*default_value = "(\d+)"', cli)
+default_drain = int(m.group(1)) if m else 0
+detection = (
+    int(inter.group(1)) / (1000 if inter.group(2) == "ms" else 1) * int(fall.group(1))
+    if inter and fall and " check" in f" {default_server}"
+    else float("inf")
+)
+check(
+    detection < default_drain,
+    f"haproxy: default-server checks every replica and takes a draining one out within "
+    f"inter x fall = {detection:g}s < SHUTDOWN_DRAIN_SECS default {default_drain}s",
+)
+check(
+    not any(line.startswith("retry-on") for line in haproxy_lines),
+    "haproxy: no retry-on (only connection attempts are retried: a sent POST is never replayed)",
+)
 
 replica = load("compose.yaml")["x-api-guard"]
 env = replica["environment"]

@@ -1,6 +1,7 @@
 //! The routes of the sample service: `/api/hello` (open), `/api/whoami` (protected), health,
 //! metrics, `/openapi.json` and the RFC 9728 metadata.
 
+mod echo;
 pub mod health;
 mod hello;
 pub mod openapi;
@@ -22,6 +23,7 @@ use serde_json::json;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)
         .service(whoami::whoami)
+        .configure(echo::configure)
         .service(health::live)
         .service(health::ready)
         .service(openapi::openapi)

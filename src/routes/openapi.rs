@@ -77,6 +77,29 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
                     "503": {"$ref": "#/components/responses/KeysUnavailable"},
                 },
             }},
+            "/api/echo": {"post": {
+                "tags": ["api"],
+                "operationId": "echo",
+                "summary": "The JSON body, sent back",
+                "description": "Needs an access token, as whoami does (401 without one, 403 without a required scope). Answers 200 with the JSON body it got; 400 if the body is not JSON, 413 past 64 KiB, 415 if it is not application/json.",
+                "security": [{SCHEME: published.required_scopes}],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "The request's JSON body",
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    "400": {"$ref": "#/components/responses/InvalidRequest"},
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "403": {"$ref": "#/components/responses/InsufficientScope"},
+                    "413": error_response("413: the body is larger than 64 KiB (invalid_request)", false),
+                    "415": error_response("415: the body is not application/json (invalid_request)", false),
+                    "503": {"$ref": "#/components/responses/KeysUnavailable"},
+                },
+            }},
             "/health/live": {"get": {
                 "tags": ["health"],
                 "operationId": "live",

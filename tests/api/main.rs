@@ -6,6 +6,7 @@ mod binary;
 mod config_errors;
 mod cors;
 mod discovery;
+mod echo;
 mod forged;
 mod hello_whoami;
 mod helpers;
