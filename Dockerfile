@@ -11,7 +11,10 @@ WORKDIR /src
 # aws-lc-sys builds its C sources with the gcc that rust:slim ships.
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY src ./src
-# Cargo.toml names the test and bench targets; cargo reads their paths even for a build.
+# The library the service is built on (a workspace member: its manifest, sources, examples,
+# tests and benches, since cargo reads every target's path even for a build).
+COPY crates ./crates
+# Cargo.toml names the black-box test target; cargo reads its path even for a build.
 COPY tests ./tests
 COPY benches ./benches
 # --no-default-features: the development issuer (`--dev`) is not compiled in at all.
