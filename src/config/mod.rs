@@ -17,7 +17,7 @@ pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
-    algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
+    algorithms, audience, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
     metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
     token_cache_bytes, trusted_proxies, workers,
 };
@@ -163,6 +163,7 @@ impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let warnings = dev_warnings(&cli);
         let bind = bind(&cli.bind)?;
+        let audiences = audience(&cli)?;
         let (issuer, dev) = match issuer(&cli)? {
             Issuer::Url(url) => (url, None),
             Issuer::Development => {
@@ -182,7 +183,7 @@ impl Config {
             }
         };
         let mut auth = AuthSettings::new(issuer)
-            .with_audiences(audiences(&cli.audience))
+            .with_audiences(audiences)
             .with_algorithms(algorithms(&cli.algorithms)?)
             .with_leeway(Duration::from_secs(seconds(
                 "AUTH_LEEWAY_SECS (--leeway-secs)",
@@ -387,6 +388,44 @@ mod tests {
         assert!(
             message.contains("OKTA_DOMAIN") && message.contains("--dev"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn the_okta_starter_names_are_aliases_that_may_repeat_but_not_contradict() {
+        let issuer = "https://dev-1.okta.com/oauth2/default";
+        let config = Config::from_cli(cli(&[
+            "--okta-oauth2-issuer",
+            issuer,
+            "--okta-oauth2-audience",
+            "api://b",
+        ]))
+        .unwrap();
+        assert_eq!(config.auth.issuer(), issuer);
+        assert_eq!(config.auth.audiences(), ["api://b".to_owned()]);
+        let same = Config::from_cli(cli(&[
+            "--issuer",
+            issuer,
+            "--okta-oauth2-issuer",
+            issuer,
+            "--audience",
+            "api://b",
+            "--okta-oauth2-audience",
+            "api://b",
+        ]));
+        assert!(same.is_ok(), "{:?}", same.err());
+        assert!(
+            problem(&[
+                "--issuer",
+                issuer,
+                "--okta-oauth2-issuer",
+                "https://x.example/"
+            ])
+            .contains("differs from OKTA_OAUTH2_ISSUER")
+        );
+        assert_eq!(
+            Config::for_issuer(issuer).unwrap().auth.audiences(),
+            [DEFAULT_AUDIENCE.to_owned()]
         );
     }
 
