@@ -23,10 +23,9 @@ RUN cargo build --locked --release --no-default-features --bin api-guard \
 #   distroless/cc provides; aws-lc is compiled in, OpenSSL is not used.
 #   distroless/static would need a fully static (musl) build instead.
 # - no CA bundle is needed: TLS roots for the issuer are compiled in (webpki-roots).
-# - no shell, no package manager: nothing for an intruder to run. It also means no
-#   HEALTHCHECK (it would run inside the container, with no curl and no sh): probe
-#   GET /health/ready (routing) and GET /health/live (restarts) from the orchestrator or
-#   the load balancer instead.
+# - no shell, no package manager: nothing for an intruder to run. The HEALTHCHECK below
+#   runs the binary itself (`api-guard healthcheck`: GET /health/ready over loopback, exec
+#   form, no shell needed). Kubernetes ignores it and probes over HTTP (deploy/kubernetes).
 # - the :nonroot tag ships the user 65532; USER is numeric so Kubernetes can verify
 #   runAsNonRoot without a passwd lookup.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -35,4 +34,7 @@ ENV BIND_ADDR=0.0.0.0:8080 \
     RUST_LOG=info
 EXPOSE 8080
 USER 65532:65532
+# Healthy once the issuer's keys are loaded; unhealthy while draining after SIGTERM.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/api-guard", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/api-guard"]

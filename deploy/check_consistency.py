@@ -5,7 +5,9 @@
   from the signal and includes the drain), and the drain is shorter than the timeout;
 - the replicas' keep-alive outlasts nginx's idle upstream connections;
 - probes: /health/ready for routing, /health/live for restarts;
-- the image leaves the development issuer out and runs as a numeric non-root user.
+- the image leaves the development issuer out and runs as a numeric non-root user;
+- the image's and compose's healthchecks run `api-guard healthcheck` (exec form: no shell in
+  the image) with a timeout above the probe's own 2 s.
 
 Run by .ci/deploy-validate with PyYAML; prints one line per rule and exits 1 if one fails.
 """
@@ -86,6 +88,27 @@ users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
 check(
     bool(users) and re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1]) is not None,
     f"Dockerfile: runs as a numeric non-root USER (got {users[-1] if users else 'none'})",
+)
+
+# `api-guard healthcheck` gives up after 2 s; the runner's timeout must leave it that long.
+PROBE_SECS = 2
+entrypoint = re.findall(r'^ENTRYPOINT\s+\["([^"]+)"', dockerfile, re.M)
+m = re.search(r"^HEALTHCHECK\s+((?:.*\\\n)*.*)$", dockerfile, re.M)
+healthcheck = m.group(1).replace("\\\n", " ") if m else ""
+hc_timeout = re.search(r"--timeout=(\d+)s", healthcheck)
+check(
+    bool(entrypoint)
+    and re.search(r'CMD \["' + re.escape(entrypoint[-1]) + r'", "healthcheck"\]', healthcheck) is not None
+    and hc_timeout is not None
+    and int(hc_timeout.group(1)) > PROBE_SECS,
+    f"Dockerfile: HEALTHCHECK runs [ENTRYPOINT, healthcheck] in exec form with --timeout > {PROBE_SECS}s",
+)
+compose_hc = replica.get("healthcheck", {})
+check(
+    bool(entrypoint)
+    and compose_hc.get("test") == ["CMD", entrypoint[-1], "healthcheck"]
+    and seconds(compose_hc.get("timeout", "30s")) > PROBE_SECS,
+    f"compose: healthcheck test is [CMD, {entrypoint[-1] if entrypoint else '?'}, healthcheck] with timeout > {PROBE_SECS}s",
 )
 
 sys.exit(1 if failures else 0)

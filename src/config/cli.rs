@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use clap::builder::{PossibleValue, TypedValueParser};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The algorithms allowed when `AUTH_ALGORITHMS` is not set: every asymmetric one we verify.
 pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
@@ -33,6 +33,10 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
     after_help = "Every setting can also be given in the environment or a .env file in the working directory."
 )]
 pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Issuer URL of the authorization server, e.g. https://dev-123456.okta.com/oauth2/default.
     /// https is required except for loopback hosts.
     #[arg(long, env = "AUTH_ISSUER", value_name = "URL", help_heading = ISSUER)]
@@ -315,6 +319,15 @@ pub struct Cli {
     )]
     #[cfg_attr(not(feature = "dev-issuer"), arg(hide = true))]
     pub dev_client_secret: String,
+}
+
+/// The subcommands: each does one thing and exits, instead of serving.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Probe GET /health/ready on BIND_ADDR's port over loopback (for 0.0.0.0 or [::]) and exit
+    /// 0 on 200, 1 on anything else or no answer within 2 s. For Docker's and compose's
+    /// HEALTHCHECK: the image has no shell or curl. Reads BIND_ADDR and nothing else.
+    Healthcheck,
 }
 
 impl Cli {

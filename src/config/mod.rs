@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use api_guard::{AuthSettings, SettingsError};
 
-pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
+pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
@@ -273,6 +273,11 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
+pub fn bind_addr(cli: &Cli) -> Result<SocketAddr, ConfigError> {
+    bind(&cli.bind)
 }
 
 /// The development issuer's URL when the service listens on `addr`.
