@@ -6,6 +6,7 @@ mod client;
 mod drain;
 mod logger;
 mod metrics;
+mod process;
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ pub use client::TrustedProxies;
 pub use drain::Drain;
 pub use logger::{LogFormat, init as init_logger};
 pub use metrics::{CONTENT_TYPE, Exposition, InFlight, Metrics};
+pub use process::{COMMIT, ProcessStats, VERSION, expose_build_info};
 
 use api_guard::AuthError;
 
@@ -110,7 +112,8 @@ pub async fn log_request<B: MessageBody>(
         let latency = started.elapsed();
         if let Some(t) = &telemetry {
             let route = route.as_deref().unwrap_or("unmatched");
-            t.metrics().record(route, status.as_u16(), latency, reason);
+            t.metrics()
+                .record(route, method.as_str(), status.as_u16(), latency, reason);
         }
         let millis = latency.as_secs_f64() * 1000.0;
         let status = status.as_u16();

@@ -59,12 +59,12 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
         "{content_type}"
     );
     for sample in [
-        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 2"#,
-        r#"api_guard_http_requests_total{route="/api/whoami",status="200"} 2"#,
-        r#"api_guard_http_requests_total{route="/api/whoami",status="401"} 3"#,
-        r#"api_guard_http_requests_total{route="unmatched",status="404"} 2"#,
-        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami"} 5"#,
-        r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",le="+Inf"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/hello",method="GET",status="200"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",method="GET",status="200"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",method="GET",status="401"} 3"#,
+        r#"api_guard_http_requests_total{route="unmatched",method="GET",status="404"} 2"#,
+        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami",method="GET"} 5"#,
+        r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",method="GET",le="+Inf"} 2"#,
         r#"api_guard_auth_rejections_total{reason="no_header"} 1"#,
         r#"api_guard_auth_rejections_total{reason="malformed"} 2"#,
         r#"api_guard_jwks_fetches_total{outcome="success"} 1"#,
@@ -84,13 +84,29 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
             .any(|l| l.starts_with("api_guard_jwks_age_seconds ")),
         "{text}"
     );
+    // The process's own metrics (read from /proc) and the build's.
+    #[cfg(target_os = "linux")]
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+    }
+    let build_info = format!(
+        r#"api_guard_build_info{{version="{}",commit="{}"}} 1"#,
+        api_guard_server::telemetry::VERSION,
+        api_guard_server::telemetry::COMMIT
+    );
+    assert_sample(&text, &build_info);
     // Paths nobody routes share one label: the label set stays bounded.
     assert!(!text.contains("/no/such/path"), "{text}");
     // The request log's /metrics request is counted once it is done.
     let (_, _, again) = scrape(&app.address).await;
     assert_sample(
         &again,
-        r#"api_guard_http_requests_total{route="/metrics",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/metrics",method="GET",status="200"} 1"#,
     );
 }
 
@@ -111,11 +127,11 @@ async fn metrics_addr_moves_metrics_to_their_own_listener() {
     assert_eq!(status, 200);
     assert_sample(
         &text,
-        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/api/hello",method="GET",status="200"} 1"#,
     );
     assert_sample(
         &text,
-        r#"api_guard_http_requests_total{route="unmatched",status="404"} 1"#,
+        r#"api_guard_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
     );
     assert_sample(&text, "api_guard_jwks_keys 1");
     let api_on_metrics = client()
