@@ -20,8 +20,9 @@ const LOGS: &str = "Logging and metrics";
 const SHUTDOWN: &str = "Shutdown";
 const DEV: &str = "Development";
 
-/// The log formats `LOG_FORMAT` takes, as `--help` lists them.
-pub const LOG_FORMATS: &[&str] = &["text", "json"];
+/// The log formats `LOG_FORMAT` takes, as `--help` lists them (`LogFormat::ALL`'s names; a
+/// unit test keeps the two equal).
+pub const LOG_FORMATS: &[&str] = &["text", "json", "ecs", "gcp"];
 
 /// The raw settings as given on the command line or in the environment. Not `Debug`: it
 /// holds the development client secret.
@@ -245,7 +246,8 @@ pub struct Cli {
     #[arg(long, env = "METRICS_ADDR", value_name = "ADDR", help_heading = LOGS)]
     pub metrics_addr: Option<String>,
 
-    /// Log format: `text` for people, `json` for log shippers (one object per line).
+    /// Log format: `text` for people; one JSON object per line for log shippers: `json`
+    /// (api-guard's names), `ecs` (Elastic Common Schema), `gcp` (Google Cloud Logging).
     #[arg(
         long,
         env = "LOG_FORMAT",

@@ -299,14 +299,19 @@ pub(super) fn metrics_addr(value: Option<&str>) -> Result<Option<SocketAddr>, Co
 }
 
 pub(super) fn log_format(value: &str) -> Result<LogFormat, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(error(
-            "LOG_FORMAT (--log-format)",
-            format!("`{value}` is not a log format; use `text` (the default) or `json`"),
-        )),
-    }
+    let name = value.trim().to_ascii_lowercase();
+    LogFormat::ALL
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, format)| *format)
+        .ok_or_else(|| {
+            error(
+                "LOG_FORMAT (--log-format)",
+                format!(
+                    "`{value}` is not a log format; use `text` (the default), `json`, `ecs` or `gcp`"
+                ),
+            )
+        })
 }
 
 pub(super) fn token_cache_bytes(value: &str) -> Result<usize, ConfigError> {

@@ -435,6 +435,15 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_exactly_the_log_formats_the_parser_takes() {
+        let names: Vec<&str> = LogFormat::ALL.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, cli::LOG_FORMATS);
+        for (name, format) in LogFormat::ALL {
+            assert_eq!(fields::log_format(&name.to_ascii_uppercase()), Ok(format));
+        }
+    }
+
+    #[test]
     fn dev_mode_warns_that_it_ignores_external_issuer_settings() {
         let config = Config::from_cli(cli(&["--dev", "--okta-domain", "dev-1.okta.com"])).unwrap();
         assert!(config.dev.is_some());

@@ -260,3 +260,108 @@ async fn forwarded_headers_from_an_untrusted_peer_do_not_change_the_logged_clien
         assert!(line.contains(" client=127.0.0.1"), "{line}");
     }
 }
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Runs `--dev` with `LOG_FORMAT={format}`, sends a request with a valid `traceparent` (id
+/// `{format}-1`) and one with garbage (`{format}-2`), and returns those two request records.
+async fn two_traced_requests(format: &str) -> (Value, Value) {
+    let mut service = Service::start(&[("LOG_FORMAT", format), ("RUST_LOG", "info")], &["--dev"]);
+    let base = service.base();
+    let (first, second) = (format!("{format}-1"), format!("{format}-2"));
+    let traced = [
+        ("X-Request-Id", first.as_str()),
+        ("traceparent", TRACEPARENT),
+    ];
+    assert_eq!(get_with(&base, "/api/hello", &traced).await, 200);
+    let garbage = [
+        ("X-Request-Id", second.as_str()),
+        ("traceparent", "00-\"injected\"-0000000000000000-01"),
+    ];
+    assert_eq!(get_with(&base, "/api/whoami", &garbage).await, 401);
+    let stderr = service.stop();
+    let records: Vec<Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let find = |id: &str, key: &str| {
+        records
+            .iter()
+            .find(|r| r.pointer(key).and_then(Value::as_str) == Some(id))
+            .unwrap_or_else(|| panic!("no record with {key} {id} in\n{stderr}"))
+            .clone()
+    };
+    let id_key = if format == "ecs" {
+        "/http.request.id"
+    } else {
+        "/request_id"
+    };
+    assert!(
+        !stderr.contains("injected"),
+        "a garbage traceparent is logged"
+    );
+    (find(&first, id_key), find(&second, id_key))
+}
+
+#[actix_web::test]
+async fn ecs_logs_use_elastic_field_names_and_keep_a_valid_traceparent() {
+    let (traced, garbage) = two_traced_requests("ecs").await;
+    for field in ["@timestamp", "log.level", "message"] {
+        assert!(traced[field].is_string(), "{field}: {traced}");
+    }
+    assert_eq!(traced["log.level"], "info");
+    assert_eq!(traced["http.request.method"], "GET");
+    assert_eq!(traced["url.path"], "/api/hello");
+    assert_eq!(traced["http.response.status_code"], 200);
+    assert!(traced["event.duration"].as_u64().is_some(), "{traced}");
+    assert_eq!(traced["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(garbage["http.response.status_code"], 401);
+    assert_eq!(garbage["event.reason"], "no_header");
+    assert!(garbage.get("trace.id").is_none(), "{garbage}");
+}
+
+#[actix_web::test]
+async fn gcp_logs_use_cloud_logging_field_names_and_keep_a_valid_traceparent() {
+    let (traced, garbage) = two_traced_requests("gcp").await;
+    assert_eq!(traced["severity"], "INFO");
+    assert!(traced["message"].is_string(), "{traced}");
+    let http = &traced["httpRequest"];
+    assert_eq!(http["requestMethod"], "GET");
+    assert_eq!(http["requestUrl"], "/api/hello");
+    assert_eq!(http["status"], 200);
+    let latency = http["latency"].as_str().unwrap_or_default();
+    assert!(
+        latency.ends_with('s') && latency.trim_end_matches('s').parse::<f64>().is_ok(),
+        "{latency}"
+    );
+    assert_eq!(
+        traced["logging.googleapis.com/trace"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(traced["logging.googleapis.com/spanId"], "00f067aa0ba902b7");
+    assert_eq!(traced["logging.googleapis.com/trace_sampled"], true);
+    assert_eq!(garbage["httpRequest"]["status"], 401);
+    assert!(
+        garbage.get("logging.googleapis.com/trace").is_none(),
+        "{garbage}"
+    );
+}
+
+#[actix_web::test]
+async fn the_text_request_line_carries_a_valid_traceparent() {
+    let mut service = Service::start(&[("RUST_LOG", "info")], &["--dev"]);
+    let base = service.base();
+    let traced = [("X-Request-Id", "tp-1"), ("traceparent", TRACEPARENT)];
+    assert_eq!(get_with(&base, "/api/hello", &traced).await, 200);
+    let stderr = service.stop();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" id=tp-1 "))
+        .unwrap_or_else(|| panic!("no line for tp-1 in\n{stderr}"));
+    assert!(
+        line.ends_with(&format!(" traceparent={TRACEPARENT}")),
+        "{line}"
+    );
+}
