@@ -132,6 +132,12 @@ pub struct Cli {
     )]
     pub required_scopes: String,
 
+    /// A PEM file of certificate authorities trusted for the issuer's metadata and keys, in
+    /// addition to the built-in (Mozilla) roots: for an issuer behind a private CA. Default:
+    /// none, the built-in roots only.
+    #[arg(long, env = "AUTH_CA_FILE", value_name = "PATH", help_heading = KEYS)]
+    pub ca_file: Option<std::path::PathBuf>,
+
     /// Least time between two key-set refreshes, whatever the issuer's Cache-Control says.
     #[arg(
         long,

@@ -314,6 +314,19 @@ pub(super) fn log_format(value: &str) -> Result<LogFormat, ConfigError> {
         })
 }
 
+/// `AUTH_CA_FILE`: the file's bytes; the library checks that they are PEM certificates.
+pub(super) fn ca_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| {
+        error(
+            "AUTH_CA_FILE (--ca-file)",
+            format!(
+                "cannot read `{}` ({e}); give a PEM file of CA certificates",
+                path.display()
+            ),
+        )
+    })
+}
+
 pub(super) fn token_cache_bytes(value: &str) -> Result<usize, ConfigError> {
     value.trim().parse::<usize>().map_err(|_| {
         error(

@@ -218,6 +218,9 @@ impl Config {
                 &cli.jwks_max_stale_secs,
                 0..=WEEK,
             )?);
+        if let Some(path) = &cli.ca_file {
+            auth = auth.with_extra_root_certificates(fields::ca_file(path)?);
+        }
         auth.validate().map_err(auth_setting_error)?;
         let token_url = match non_empty(&cli.token_url).filter(|_| dev.is_none()) {
             None => None,
@@ -304,6 +307,7 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "jwks_cooldown" => "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
         "jwks_max_stale" => "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
+        "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
         _ => "AUTH_* settings",
     };
     error(setting, refused.problem)
@@ -432,6 +436,16 @@ mod tests {
             Config::for_issuer(issuer).unwrap().auth.audiences(),
             [DEFAULT_AUDIENCE.to_owned()]
         );
+    }
+
+    #[test]
+    fn a_ca_file_of_pem_certificates_is_accepted() {
+        let ca = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/private-ca.pem"
+        );
+        let config = Config::from_cli(cli(&["--dev", "--ca-file", ca]));
+        assert!(config.is_ok(), "{:?}", config.err());
     }
 
     #[test]

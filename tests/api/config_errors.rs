@@ -131,6 +131,7 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("AUTH_AUDIENCE and OKTA_OAUTH2_AUDIENCE differ", &[issuer, ("AUTH_AUDIENCE", "api://a"), ("OKTA_OAUTH2_AUDIENCE", "api://b"), port_0], &[], &["AUTH_AUDIENCE", "OKTA_OAUTH2_AUDIENCE", "differs"]),
         ("an empty OKTA_OAUTH2_AUDIENCE", &[issuer, ("OKTA_OAUTH2_AUDIENCE", ""), port_0], &[], &["AUTH_AUDIENCE", "at least one"]),
         ("the issuer only in express-openid-connect's ISSUER_BASE_URL", &[("ISSUER_BASE_URL", VALID_ISSUER), port_0], &[], &["no issuer configured", "ISSUER_BASE_URL is set", "set AUTH_ISSUER"]),
+        ("a CA file that does not exist", &[issuer, ("AUTH_CA_FILE", "no-such-ca.pem"), port_0], &[], &["AUTH_CA_FILE", "no-such-ca.pem", "cannot read"]),
         ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
     ];
     for (case, env, args, needles) in cases {
@@ -158,6 +159,19 @@ fn a_malformed_dotenv_line_stops_start_up_naming_the_line_number_but_not_its_con
         !outcome.stderr.contains("NOT AN ASSIGNMENT"),
         "part of the line's content is echoed: {line}"
     );
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_certificates_stops_start_up() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("ca.pem is written");
+    let env = [
+        ("AUTH_ISSUER", VALID_ISSUER),
+        ("AUTH_CA_FILE", "ca.pem"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ];
+    let outcome = run_in(dir.path(), &env, &[]);
+    assert_one_error_line(&outcome, &["AUTH_CA_FILE", "no PEM"], "a CA file of text");
 }
 
 #[test]
@@ -261,7 +275,7 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
     // Each heading once, in this order, and each setting under its own.
     let headings = [
         ("Issuer and tokens:", "AUTH_ISSUER"),
-        ("Key store:", "AUTH_JWKS_MAX_STALE_SECS"),
+        ("Key store:", "AUTH_CA_FILE"),
         ("Server:", "BIND_ADDR"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),

@@ -15,6 +15,7 @@ mod key_rotation;
 mod library;
 mod observability;
 mod openapi;
+mod private_ca;
 mod process;
 mod rfc6750;
 mod shutdown;
