@@ -7,7 +7,15 @@
 - probes: /health/ready for routing, /health/live for restarts;
 - HAProxy (deploy/haproxy/) probes /health/ready, notices a draining replica (inter x fall)
   within the default SHUTDOWN_DRAIN_SECS, and never replays a request it sent (no `retry-on`);
-- the image leaves the development issuer out and runs as a numeric non-root user.
+- the image leaves the development issuer out and runs as a numeric non-root user;
+- Kubernetes: no `replicas:` in a Deployment an HPA scales; the settings come from a
+  configMapGenerator (hash-suffixed names, so a change rolls the pods) that the Deployment
+  refers to; the NetworkPolicy opens the API port to all and the metrics port to the
+  monitoring namespace only;
+- the image: dependencies cached across source edits (BuildKit cache mounts for the cargo
+  registry and target directory), OCI labels, base images pinned by digest or marked TODO(pin);
+- the image's and compose's healthchecks run `api-guard healthcheck` (exec form: no shell in
+  the image) with a timeout above the probe's own 2 s.
 
 Run by .ci/deploy-validate with PyYAML; prints one line per rule and exits 1 if one fails.
 """
@@ -41,8 +49,66 @@ def seconds(value):
     return int(m.group(1))
 
 
-config = load("kubernetes", "configmap.yaml")["data"]
-pod = load("kubernetes", "deployment.yaml")["spec"]["template"]["spec"]
+def env_file(*path):
+    """KEY=VALUE lines as kustomize's configMapGenerator `envs:` reads them."""
+    data = {}
+    with open(os.path.join(HERE, *path)) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                data[key] = value
+    return data
+
+
+kustomization = load("kubernetes", "kustomization.yaml")
+generators = {g["name"]: g for g in kustomization.get("configMapGenerator", [])}
+deployment = load("kubernetes", "deployment.yaml")
+pod = deployment["spec"]["template"]["spec"]
+refs = [e["configMapRef"]["name"] for e in pod["containers"][0].get("envFrom", []) if "configMapRef" in e]
+check(
+    len(refs) == 1 and refs[0] in generators and len(generators[refs[0]].get("envs", [])) == 1,
+    f"kubernetes: the Deployment's settings come from a configMapGenerator (envFrom {refs})",
+)
+check(
+    not kustomization.get("generatorOptions", {}).get("disableNameSuffixHash")
+    and not generators.get(refs[0] if refs else "", {}).get("options", {}).get("disableNameSuffixHash"),
+    "kubernetes: generated ConfigMap names keep their hash suffix (a change rolls the pods)",
+)
+config = env_file("kubernetes", generators[refs[0]]["envs"][0]) if refs and refs[0] in generators else {}
+hpa = load("kubernetes", "hpa.yaml")
+check(
+    hpa["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]
+    or "replicas" not in deployment["spec"],
+    "kubernetes: no `replicas:` in the Deployment its HPA scales (an apply would reset the count)",
+)
+ports = {p["name"]: p["containerPort"] for p in pod["containers"][0]["ports"]}
+policy = load("kubernetes", "networkpolicy.yaml")["spec"]
+pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+open_to_all = {p["port"] for rule in policy["ingress"] if "from" not in rule for p in rule.get("ports", [])}
+monitoring_only = {
+    p["port"]
+    for rule in policy["ingress"]
+    if rule.get("from") and all(
+        peer.keys() == {"namespaceSelector"}
+        and peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+        for peer in rule["from"]
+    )
+    for p in rule.get("ports", [])
+}
+check(
+    policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    and "Ingress" in policy["policyTypes"]
+    and open_to_all == {"http"}
+    and "metrics" in monitoring_only
+    and all(rule.get("ports") for rule in policy["ingress"]),
+    f"kubernetes: NetworkPolicy opens `http` to all ({sorted(open_to_all)}) and `metrics` to the monitoring namespace only",
+)
+check(
+    config.get("METRICS_ADDR", "").rpartition(":")[2] == str(ports.get("metrics"))
+    and config.get("BIND_ADDR", "").rpartition(":")[2] == str(ports.get("http")),
+    f"kubernetes: BIND_ADDR and METRICS_ADDR use the container ports `http` and `metrics` ({ports})",
+)
 container = pod["containers"][0]
 grace = pod["terminationGracePeriodSeconds"]
 sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -123,6 +189,46 @@ users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
 check(
     bool(users) and re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1]) is not None,
     f"Dockerfile: runs as a numeric non-root USER (got {users[-1] if users else 'none'})",
+)
+
+runs = re.findall(r"^RUN ((?:.*\\\n)*.*)$", dockerfile, re.M)
+build_run = next((r for r in runs if "cargo build" in r), "")
+mounts = re.findall(r"--mount=type=cache,target=(\S+?)(?:,|\s)", build_run)
+check(
+    "/usr/local/cargo/registry" in mounts and any(m.endswith("/target") for m in mounts),
+    f"Dockerfile: the cargo build caches the registry and target directory across builds ({mounts})",
+)
+labels = set(re.findall(r"org\.opencontainers\.image\.([a-z.]+)=", dockerfile))
+check(
+    {"title", "version", "revision", "licenses", "description"} <= labels,
+    f"Dockerfile: OCI labels org.opencontainers.image.* ({sorted(labels)})",
+)
+froms = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+unpinned = [image for image in froms if "@sha256:" not in image]
+check(
+    not unpinned or "TODO(pin)" in dockerfile,
+    f"Dockerfile: base images pinned by digest, or a TODO(pin) note says how (unpinned: {unpinned})",
+)
+
+# `api-guard healthcheck` gives up after 2 s; the runner's timeout must leave it that long.
+PROBE_SECS = 2
+entrypoint = re.findall(r'^ENTRYPOINT\s+\["([^"]+)"', dockerfile, re.M)
+m = re.search(r"^HEALTHCHECK\s+((?:.*\\\n)*.*)$", dockerfile, re.M)
+healthcheck = m.group(1).replace("\\\n", " ") if m else ""
+hc_timeout = re.search(r"--timeout=(\d+)s", healthcheck)
+check(
+    bool(entrypoint)
+    and re.search(r'CMD \["' + re.escape(entrypoint[-1]) + r'", "healthcheck"\]', healthcheck) is not None
+    and hc_timeout is not None
+    and int(hc_timeout.group(1)) > PROBE_SECS,
+    f"Dockerfile: HEALTHCHECK runs [ENTRYPOINT, healthcheck] in exec form with --timeout > {PROBE_SECS}s",
+)
+compose_hc = replica.get("healthcheck", {})
+check(
+    bool(entrypoint)
+    and compose_hc.get("test") == ["CMD", entrypoint[-1], "healthcheck"]
+    and seconds(compose_hc.get("timeout", "30s")) > PROBE_SECS,
+    f"compose: healthcheck test is [CMD, {entrypoint[-1] if entrypoint else '?'}, healthcheck] with timeout > {PROBE_SECS}s",
 )
 
 sys.exit(1 if failures else 0)

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use api_guard_server::config::Command;
 use api_guard_server::{Application, Cli, Config};
 use clap::Parser;
 
@@ -11,6 +12,16 @@ async fn main() -> ExitCode {
         return fail(&error);
     }
     let cli = Cli::parse();
+    if cli.command == Some(Command::Healthcheck) {
+        // Docker reserves exit code 2: a bad BIND_ADDR is unhealthy (1) like any failure.
+        return match api_guard_server::config::bind_addr(&cli) {
+            Ok(bind) => api_guard_server::healthcheck::run(bind),
+            Err(error) => {
+                println!("unhealthy: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(error) => return fail(&error),

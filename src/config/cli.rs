@@ -3,12 +3,26 @@
 
 use std::ffi::OsString;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The algorithms allowed when `AUTH_ALGORITHMS` is not set: every asymmetric one we verify.
 pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
 /// The audience expected when `AUTH_AUDIENCE` is not set: Okta's default authorization server's.
 pub const DEFAULT_AUDIENCE: &str = "api://default";
+
+// The `--help` headings, in the order a new user reads them. A heading without a setting
+// yet (the gateway, DPoP and introspection) is left out rather than printed empty.
+const ISSUER: &str = "Issuer and tokens";
+const KEYS: &str = "Key store";
+const SERVER: &str = "Server";
+const LOGS: &str = "Logging and metrics";
+const SHUTDOWN: &str = "Shutdown";
+const DEV: &str = "Development";
+
+/// The log formats `LOG_FORMAT` takes, as `--help` lists them (`LogFormat::ALL`'s names; a
+/// unit test keeps the two equal).
+pub const LOG_FORMATS: &[&str] = &["text", "json", "ecs", "gcp"];
 
 /// The raw settings as given on the command line or in the environment. Not `Debug`: it
 /// holds the development client secret.
@@ -20,19 +34,37 @@ pub const DEFAULT_AUDIENCE: &str = "api://default";
     after_help = "Every setting can also be given in the environment or a .env file in the working directory."
 )]
 pub struct Cli {
-    /// Run the built-in development authorization server on the same port and trust only it.
-    /// For trying the service without an Okta org; never for production.
-    #[arg(long)]
-    pub dev: bool,
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     /// Issuer URL of the authorization server, e.g. https://dev-123456.okta.com/oauth2/default.
     /// https is required except for loopback hosts.
-    #[arg(long, env = "AUTH_ISSUER", value_name = "URL")]
+    #[arg(long, env = "AUTH_ISSUER", value_name = "URL", help_heading = ISSUER)]
     pub issuer: Option<String>,
+
+    /// The Okta Spring Boot starter's name for AUTH_ISSUER; set one of the two.
+    #[arg(
+        long,
+        env = "OKTA_OAUTH2_ISSUER",
+        value_name = "URL",
+        help_heading = ISSUER
+    )]
+    pub okta_oauth2_issuer: Option<String>,
+
+    /// Not read: another tool's name for the issuer (express-openid-connect), named in the
+    /// error when no issuer is set.
+    #[arg(long, env = "ISSUER_BASE_URL", hide = true)]
+    pub issuer_base_url: Option<String>,
+
+    /// Not read: another tool's name for the issuer (oauth2-proxy and others), named in the
+    /// error when no issuer is set.
+    #[arg(long, env = "OIDC_ISSUER", hide = true)]
+    pub oidc_issuer: Option<String>,
 
     /// Okta domain, e.g. dev-123456.okta.com: shorthand for the issuer
     /// https://{OKTA_DOMAIN}/oauth2/{OKTA_AUTH_SERVER}.
-    #[arg(long, env = "OKTA_DOMAIN", value_name = "HOST")]
+    #[arg(long, env = "OKTA_DOMAIN", value_name = "HOST", help_heading = ISSUER)]
     pub okta_domain: Option<String>,
 
     /// Okta authorization server id, used with OKTA_DOMAIN.
@@ -40,26 +72,43 @@ pub struct Cli {
         long,
         env = "OKTA_AUTH_SERVER",
         value_name = "ID",
-        default_value = "default"
+        default_value = "default",
+        help_heading = ISSUER
     )]
     pub okta_auth_server: String,
 
     /// Expected audience (`aud`) of access tokens; comma-separated for several.
-    #[arg(long, env = "AUTH_AUDIENCE", value_name = "AUD", default_value = DEFAULT_AUDIENCE)]
-    pub audience: String,
+    /// Default: api://default (Okta's default authorization server's).
+    #[arg(long, env = "AUTH_AUDIENCE", value_name = "AUD", help_heading = ISSUER)]
+    pub audience: Option<String>,
+
+    /// The Okta Spring Boot starter's name for AUTH_AUDIENCE; set one of the two.
+    #[arg(
+        long,
+        env = "OKTA_OAUTH2_AUDIENCE",
+        value_name = "AUD",
+        help_heading = ISSUER
+    )]
+    pub okta_oauth2_audience: Option<String>,
 
     /// The issuer's JWKS URL, to skip discovery. Default: discovered from the issuer's metadata.
-    #[arg(long, env = "AUTH_JWKS_URI", value_name = "URL")]
+    #[arg(long, env = "AUTH_JWKS_URI", value_name = "URL", help_heading = KEYS)]
     pub jwks_uri: Option<String>,
 
     /// The issuer's token endpoint, named in /openapi.json so that clients (Postman's
     /// "Import > OpenAPI") know where to get a token. Default: the `token_endpoint` of the
     /// issuer's metadata once discovered, else {issuer}/v1/token (Okta's layout).
-    #[arg(long, env = "AUTH_TOKEN_URL", value_name = "URL")]
+    #[arg(long, env = "AUTH_TOKEN_URL", value_name = "URL", help_heading = ISSUER)]
     pub token_url: Option<String>,
 
     /// Allowed signing algorithms, comma-separated; asymmetric only.
-    #[arg(long, env = "AUTH_ALGORITHMS", value_name = "ALGS", default_value = DEFAULT_ALGORITHMS)]
+    #[arg(
+        long,
+        env = "AUTH_ALGORITHMS",
+        value_name = "ALGS",
+        default_value = DEFAULT_ALGORITHMS,
+        help_heading = ISSUER
+    )]
     pub algorithms: String,
 
     /// Clock-skew allowance for `exp`, `nbf` and `iat`, in seconds (at most 300).
@@ -67,25 +116,35 @@ pub struct Cli {
         long,
         env = "AUTH_LEEWAY_SECS",
         value_name = "SECS",
-        default_value = "60"
+        default_value = "60",
+        help_heading = ISSUER
     )]
     pub leeway_secs: String,
 
-    /// Scopes every protected route requires, comma- or space-separated.
+    /// Scopes every protected route requires, comma- or space-separated. Default: none.
     #[arg(
         long,
         env = "AUTH_REQUIRED_SCOPES",
         value_name = "SCOPES",
-        default_value = ""
+        default_value = "",
+        hide_default_value = true,
+        help_heading = ISSUER
     )]
     pub required_scopes: String,
+
+    /// A PEM file of certificate authorities trusted for the issuer's metadata and keys, in
+    /// addition to the built-in (Mozilla) roots: for an issuer behind a private CA. Default:
+    /// none, the built-in roots only.
+    #[arg(long, env = "AUTH_CA_FILE", value_name = "PATH", help_heading = KEYS)]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// Least time between two key-set refreshes, whatever the issuer's Cache-Control says.
     #[arg(
         long,
         env = "AUTH_JWKS_MIN_REFRESH_SECS",
         value_name = "SECS",
-        default_value = "300"
+        default_value = "300",
+        help_heading = KEYS
     )]
     pub jwks_min_refresh_secs: String,
 
@@ -94,7 +153,8 @@ pub struct Cli {
         long,
         env = "AUTH_JWKS_MAX_REFRESH_SECS",
         value_name = "SECS",
-        default_value = "86400"
+        default_value = "86400",
+        help_heading = KEYS
     )]
     pub jwks_max_refresh_secs: String,
 
@@ -103,7 +163,8 @@ pub struct Cli {
         long,
         env = "AUTH_JWKS_COOLDOWN_SECS",
         value_name = "SECS",
-        default_value = "30"
+        default_value = "30",
+        help_heading = KEYS
     )]
     pub jwks_cooldown_secs: String,
 
@@ -113,7 +174,8 @@ pub struct Cli {
         long,
         env = "AUTH_JWKS_MAX_STALE_SECS",
         value_name = "SECS",
-        default_value = "86400"
+        default_value = "86400",
+        help_heading = KEYS
     )]
     pub jwks_max_stale_secs: String,
 
@@ -124,7 +186,8 @@ pub struct Cli {
         long,
         env = "AUTH_TOKEN_CACHE_BYTES",
         value_name = "BYTES",
-        default_value = "4194304"
+        default_value = "4194304",
+        help_heading = ISSUER
     )]
     pub token_cache_bytes: String,
 
@@ -133,7 +196,8 @@ pub struct Cli {
         long,
         env = "BIND_ADDR",
         value_name = "ADDR",
-        default_value = "127.0.0.1:8080"
+        default_value = "127.0.0.1:8080",
+        help_heading = SERVER
     )]
     pub bind: String,
 
@@ -141,11 +205,11 @@ pub struct Cli {
     /// no path). Named in /openapi.json, the protected-resource metadata and every Bearer
     /// challenge; set it behind a load balancer or proxy. Default: http:// and the request's
     /// own Host header (forwarded headers are not trusted for this).
-    #[arg(long, env = "PUBLIC_URL", value_name = "URL")]
+    #[arg(long, env = "PUBLIC_URL", value_name = "URL", help_heading = SERVER)]
     pub public_url: Option<String>,
 
     /// Worker threads. Default: the number of cores.
-    #[arg(long, env = "WORKERS", value_name = "N")]
+    #[arg(long, env = "WORKERS", value_name = "N", help_heading = SERVER)]
     pub workers: Option<String>,
 
     /// Origins allowed to call from a browser, comma-separated (`*` for any). Default: none
@@ -154,9 +218,61 @@ pub struct Cli {
         long,
         env = "CORS_ALLOWED_ORIGINS",
         value_name = "ORIGINS",
-        default_value = ""
+        default_value = "",
+        hide_default_value = true,
+        help_heading = SERVER
     )]
     pub cors_allowed_origins: String,
+
+    /// Seconds an idle keep-alive connection stays open. Keep it above the load balancer's
+    /// idle timeout (AWS ALB and nginx: 60; Google Cloud: 600, so use 620 there).
+    #[arg(
+        long,
+        env = "KEEP_ALIVE_SECS",
+        value_name = "SECS",
+        default_value = "75",
+        help_heading = SERVER
+    )]
+    pub keep_alive_secs: String,
+
+    /// Proxies whose Forwarded / X-Forwarded-For headers are believed, as comma-separated
+    /// CIDRs or addresses (e.g. `10.0.0.0/8,127.0.0.1`). Default: none, the client is the peer.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = SERVER
+    )]
+    pub trusted_proxies: String,
+
+    /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
+    /// BIND_ADDR. Default: /metrics on BIND_ADDR.
+    #[arg(long, env = "METRICS_ADDR", value_name = "ADDR", help_heading = LOGS)]
+    pub metrics_addr: Option<String>,
+
+    /// Log format: `text` for people; one JSON object per line for log shippers: `json`
+    /// (api-guard's names), `ecs` (Elastic Common Schema), `gcp` (Google Cloud Logging).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text",
+        value_parser = Choices(LOG_FORMATS),
+        help_heading = LOGS
+    )]
+    pub log_format: String,
+
+    /// Log filter, env_logger syntax (e.g. `info`, `api_guard=debug`).
+    #[arg(
+        long = "log",
+        env = "RUST_LOG",
+        value_name = "FILTER",
+        default_value = "info",
+        help_heading = LOGS
+    )]
+    pub log_filter: String,
 
     /// Seconds from SIGTERM (or SIGINT) to exit, all included: the drain, then the requests
     /// in flight. Match it to the orchestrator's grace period (Kubernetes: 30).
@@ -164,7 +280,8 @@ pub struct Cli {
         long,
         env = "SHUTDOWN_TIMEOUT_SECS",
         value_name = "SECS",
-        default_value = "30"
+        default_value = "30",
+        help_heading = SHUTDOWN
     )]
     pub shutdown_timeout_secs: String,
 
@@ -175,60 +292,28 @@ pub struct Cli {
         long,
         env = "SHUTDOWN_DRAIN_SECS",
         value_name = "SECS",
-        default_value = "10"
+        default_value = "10",
+        help_heading = SHUTDOWN
     )]
     pub shutdown_drain_secs: String,
 
-    /// Seconds an idle keep-alive connection stays open. Keep it above the load balancer's
-    /// idle timeout (AWS ALB and nginx: 60; Google Cloud: 600, so use 620 there).
-    #[arg(
-        long,
-        env = "KEEP_ALIVE_SECS",
-        value_name = "SECS",
-        default_value = "75"
-    )]
-    pub keep_alive_secs: String,
-
-    /// Proxies whose Forwarded / X-Forwarded-For headers are believed, as comma-separated
-    /// CIDRs or addresses (e.g. `10.0.0.0/8,127.0.0.1`). Default: none, the client is the peer.
-    #[arg(
-        long,
-        env = "TRUSTED_PROXIES",
-        value_name = "CIDRS",
-        default_value = ""
-    )]
-    pub trusted_proxies: String,
-
-    /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
-    /// BIND_ADDR. Default: /metrics on BIND_ADDR.
-    #[arg(long, env = "METRICS_ADDR", value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
-
-    /// Log format: `text` for people, `json` for log shippers (one object per line).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_name = "FORMAT",
-        default_value = "text"
-    )]
-    pub log_format: String,
-
-    /// Log filter, env_logger syntax (e.g. `info`, `api_guard=debug`).
-    #[arg(
-        long = "log",
-        env = "RUST_LOG",
-        value_name = "FILTER",
-        default_value = "info"
-    )]
-    pub log_filter: String,
+    /// Run the built-in development authorization server on the same port and trust only it.
+    /// For trying the service without an Okta org; never for production.
+    // Builds without the development issuer still accept the flag, to refuse it with a
+    // sentence (startup.rs), but do not offer it.
+    #[arg(long, help_heading = DEV)]
+    #[cfg_attr(not(feature = "dev-issuer"), arg(hide = true))]
+    pub dev: bool,
 
     /// With --dev: the development issuer's client id.
     #[arg(
         long,
         env = "DEV_CLIENT_ID",
         value_name = "ID",
-        default_value = "api-guard-dev"
+        default_value = "api-guard-dev",
+        help_heading = DEV
     )]
+    #[cfg_attr(not(feature = "dev-issuer"), arg(hide = true))]
     pub dev_client_id: String,
 
     /// With --dev: the development issuer's client secret.
@@ -237,9 +322,20 @@ pub struct Cli {
         env = "DEV_CLIENT_SECRET",
         value_name = "SECRET",
         default_value = "api-guard-dev-secret",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = DEV
     )]
+    #[cfg_attr(not(feature = "dev-issuer"), arg(hide = true))]
     pub dev_client_secret: String,
+}
+
+/// The subcommands: each does one thing and exits, instead of serving.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Probe GET /health/ready on BIND_ADDR's port over loopback (for 0.0.0.0 or [::]) and exit
+    /// 0 on 200, 1 on anything else or no answer within 2 s. For Docker's and compose's
+    /// HEALTHCHECK: the image has no shell or curl. Reads BIND_ADDR and nothing else.
+    Healthcheck,
 }
 
 impl Cli {
@@ -252,5 +348,28 @@ impl Cli {
     {
         let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
         Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+}
+
+/// A value `--help` lists the choices of, checked later by its parser in `fields.rs` (so a
+/// wrong one is one `error:` line naming the variable, like every other setting, and not
+/// clap's usage message).
+#[derive(Clone)]
+struct Choices(&'static [&'static str]);
+
+impl TypedValueParser for Choices {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.0.iter().map(PossibleValue::new)))
     }
 }

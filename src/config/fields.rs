@@ -7,11 +7,17 @@ use std::time::Duration;
 use api_guard::{Algorithm, AlgorithmError, is_https_or_loopback};
 use url::Url;
 
-use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, Issuer, error};
+use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, Issuer, error};
 use crate::telemetry::{LogFormat, TrustedProxies};
 
 pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
-    let issuer = non_empty(&cli.issuer);
+    let issuer = alias(
+        ("AUTH_ISSUER (--issuer)", &cli.issuer),
+        (
+            "OKTA_OAUTH2_ISSUER (--okta-oauth2-issuer)",
+            &cli.okta_oauth2_issuer,
+        ),
+    )?;
     let domain = non_empty(&cli.okta_domain);
     if cli.dev {
         return Ok(Issuer::Development);
@@ -23,15 +29,69 @@ pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
         )),
         (Some(url), None) => Ok(Issuer::Url(url.to_owned())),
         (None, Some(domain)) => okta_issuer(domain, &cli.okta_auth_server).map(Issuer::Url),
-        (None, None) => Err(error(
-            "AUTH_ISSUER (--issuer)",
-            "no issuer configured: set AUTH_ISSUER (e.g. https://dev-123456.okta.com/oauth2/default) or OKTA_DOMAIN, or run with --dev for the built-in development issuer",
-        )),
+        (None, None) => Err(error("AUTH_ISSUER (--issuer)", missing_issuer(cli))),
     }
 }
 
+/// Why no issuer is configured, and what to set: another tool's name for it, when one is
+/// set, is named with the variable to copy it to.
+fn missing_issuer(cli: &Cli) -> String {
+    let foreign = [
+        ("ISSUER_BASE_URL", &cli.issuer_base_url),
+        ("OIDC_ISSUER", &cli.oidc_issuer),
+    ];
+    match foreign.iter().find(|(_, value)| non_empty(value).is_some()) {
+        Some((name, _)) => format!(
+            "no issuer configured: {name} is set, but api-guard does not read it; set AUTH_ISSUER (or OKTA_OAUTH2_ISSUER) to the same URL"
+        ),
+        None => "no issuer configured: set AUTH_ISSUER (e.g. https://dev-123456.okta.com/oauth2/default) or OKTA_DOMAIN, or run with --dev for the built-in development issuer".to_owned(),
+    }
+}
+
+/// The value of a setting that has two names, `AUTH_*` and an alias: either, or both when
+/// they agree; two different values stop start-up naming both.
+fn alias<'a>(
+    (name, value): (&'static str, &'a Option<String>),
+    (alias_name, alias_value): (&'static str, &'a Option<String>),
+) -> Result<Option<&'a str>, ConfigError> {
+    match (non_empty(value), non_empty(alias_value)) {
+        (Some(a), Some(b)) if a != b => Err(error(
+            name,
+            format!(
+                "differs from {alias_name}, which names the same setting; set one of the two, or both to the same value"
+            ),
+        )),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+/// `AUTH_AUDIENCE` or its alias `OKTA_OAUTH2_AUDIENCE`; `api://default` when neither is
+/// set. Set but empty is kept, for the library to refuse.
+pub(super) fn audience(cli: &Cli) -> Result<Vec<String>, ConfigError> {
+    let given = alias(
+        ("AUTH_AUDIENCE (--audience)", &cli.audience),
+        (
+            "OKTA_OAUTH2_AUDIENCE (--okta-oauth2-audience)",
+            &cli.okta_oauth2_audience,
+        ),
+    )?;
+    let set_but_empty = cli.audience.is_some() || cli.okta_oauth2_audience.is_some();
+    Ok(match given {
+        Some(value) => audiences(value),
+        None if set_but_empty => Vec::new(),
+        None => audiences(DEFAULT_AUDIENCE),
+    })
+}
+
 pub(super) fn dev_warnings(cli: &Cli) -> Vec<String> {
-    let external = [&cli.issuer, &cli.okta_domain, &cli.jwks_uri, &cli.token_url];
+    let external = [
+        &cli.issuer,
+        &cli.okta_oauth2_issuer,
+        &cli.okta_domain,
+        &cli.jwks_uri,
+        &cli.token_url,
+    ];
     if cli.dev && external.iter().any(|setting| non_empty(setting).is_some()) {
         vec!["--dev ignores AUTH_ISSUER, OKTA_DOMAIN, AUTH_JWKS_URI and AUTH_TOKEN_URL: tokens and keys come from the development issuer".to_owned()]
     } else {
@@ -142,7 +202,7 @@ pub(super) fn public_url(value: &Option<String>) -> Result<Option<String>, Confi
 }
 
 /// Comma-separated; the library refuses an empty list.
-pub(super) fn audiences(value: &str) -> Vec<String> {
+fn audiences(value: &str) -> Vec<String> {
     split_list(value, &[','])
 }
 
@@ -239,14 +299,32 @@ pub(super) fn metrics_addr(value: Option<&str>) -> Result<Option<SocketAddr>, Co
 }
 
 pub(super) fn log_format(value: &str) -> Result<LogFormat, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(error(
-            "LOG_FORMAT (--log-format)",
-            format!("`{value}` is not a log format; use `text` (the default) or `json`"),
-        )),
-    }
+    let name = value.trim().to_ascii_lowercase();
+    LogFormat::ALL
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, format)| *format)
+        .ok_or_else(|| {
+            error(
+                "LOG_FORMAT (--log-format)",
+                format!(
+                    "`{value}` is not a log format; use `text` (the default), `json`, `ecs` or `gcp`"
+                ),
+            )
+        })
+}
+
+/// `AUTH_CA_FILE`: the file's bytes; the library checks that they are PEM certificates.
+pub(super) fn ca_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| {
+        error(
+            "AUTH_CA_FILE (--ca-file)",
+            format!(
+                "cannot read `{}` ({e}); give a PEM file of CA certificates",
+                path.display()
+            ),
+        )
+    })
 }
 
 pub(super) fn token_cache_bytes(value: &str) -> Result<usize, ConfigError> {

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use api_guard::{AuthSettings, SettingsError};
 
-pub use cli::{Cli, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
+pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
-    algorithms, audiences, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
+    algorithms, audience, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
     metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
     token_cache_bytes, trusted_proxies, workers,
 };
@@ -163,6 +163,7 @@ impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let warnings = dev_warnings(&cli);
         let bind = bind(&cli.bind)?;
+        let audiences = audience(&cli)?;
         let (issuer, dev) = match issuer(&cli)? {
             Issuer::Url(url) => (url, None),
             Issuer::Development => {
@@ -182,7 +183,7 @@ impl Config {
             }
         };
         let mut auth = AuthSettings::new(issuer)
-            .with_audiences(audiences(&cli.audience))
+            .with_audiences(audiences)
             .with_algorithms(algorithms(&cli.algorithms)?)
             .with_leeway(Duration::from_secs(seconds(
                 "AUTH_LEEWAY_SECS (--leeway-secs)",
@@ -217,6 +218,9 @@ impl Config {
                 &cli.jwks_max_stale_secs,
                 0..=WEEK,
             )?);
+        if let Some(path) = &cli.ca_file {
+            auth = auth.with_extra_root_certificates(fields::ca_file(path)?);
+        }
         auth.validate().map_err(auth_setting_error)?;
         let token_url = match non_empty(&cli.token_url).filter(|_| dev.is_none()) {
             None => None,
@@ -274,6 +278,11 @@ impl Config {
     }
 }
 
+/// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
+pub fn bind_addr(cli: &Cli) -> Result<SocketAddr, ConfigError> {
+    bind(&cli.bind)
+}
+
 /// The development issuer's URL when the service listens on `addr`.
 pub fn dev_issuer_url(addr: SocketAddr) -> String {
     format!("http://{addr}/oauth2/default")
@@ -298,6 +307,7 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "jwks_cooldown" => "AUTH_JWKS_COOLDOWN_SECS (--jwks-cooldown-secs)",
         "jwks_max_stale" => "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
+        "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
         _ => "AUTH_* settings",
     };
     error(setting, refused.problem)
@@ -388,6 +398,63 @@ mod tests {
             message.contains("OKTA_DOMAIN") && message.contains("--dev"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_okta_starter_names_are_aliases_that_may_repeat_but_not_contradict() {
+        let issuer = "https://dev-1.okta.com/oauth2/default";
+        let config = Config::from_cli(cli(&[
+            "--okta-oauth2-issuer",
+            issuer,
+            "--okta-oauth2-audience",
+            "api://b",
+        ]))
+        .unwrap();
+        assert_eq!(config.auth.issuer(), issuer);
+        assert_eq!(config.auth.audiences(), ["api://b".to_owned()]);
+        let same = Config::from_cli(cli(&[
+            "--issuer",
+            issuer,
+            "--okta-oauth2-issuer",
+            issuer,
+            "--audience",
+            "api://b",
+            "--okta-oauth2-audience",
+            "api://b",
+        ]));
+        assert!(same.is_ok(), "{:?}", same.err());
+        assert!(
+            problem(&[
+                "--issuer",
+                issuer,
+                "--okta-oauth2-issuer",
+                "https://x.example/"
+            ])
+            .contains("differs from OKTA_OAUTH2_ISSUER")
+        );
+        assert_eq!(
+            Config::for_issuer(issuer).unwrap().auth.audiences(),
+            [DEFAULT_AUDIENCE.to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_ca_file_of_pem_certificates_is_accepted() {
+        let ca = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/private-ca.pem"
+        );
+        let config = Config::from_cli(cli(&["--dev", "--ca-file", ca]));
+        assert!(config.is_ok(), "{:?}", config.err());
+    }
+
+    #[test]
+    fn help_lists_exactly_the_log_formats_the_parser_takes() {
+        let names: Vec<&str> = LogFormat::ALL.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, cli::LOG_FORMATS);
+        for (name, format) in LogFormat::ALL {
+            assert_eq!(fields::log_format(&name.to_ascii_uppercase()), Ok(format));
+        }
     }
 
     #[test]

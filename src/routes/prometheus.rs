@@ -3,9 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, get};
 use api_guard::Guard;
 
-use crate::telemetry::{CONTENT_TYPE, Exposition, Telemetry};
+use crate::telemetry::{CONTENT_TYPE, Exposition, ProcessStats, Telemetry, expose_build_info};
 
-/// The request metrics, then the values read from shared state at scrape time.
+/// The request metrics, then the values read from shared state at scrape time, then the
+/// process's own (`process_*`, read from /proc on Linux) and the build's.
 #[get("/metrics")]
 pub async fn metrics(req: HttpRequest) -> HttpResponse {
     let mut out = Exposition::default();
@@ -21,6 +22,10 @@ pub async fn metrics(req: HttpRequest) -> HttpResponse {
     if let Some(guard) = req.app_data::<Guard>() {
         read_from_guard(&mut out, guard);
     }
+    if let Some(process) = ProcessStats::read() {
+        process.expose(&mut out);
+    }
+    expose_build_info(&mut out);
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
         .body(out.into_text())

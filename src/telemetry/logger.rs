@@ -1,7 +1,9 @@
 //! The process logger: env_logger's text for people, or with `LOG_FORMAT=json` one JSON
 //! object per line for log shippers: `ts` (RFC 3339, UTC), `level`, `target`, `msg`, and the
 //! record's structured fields (the request line's method, path, status, latency_ms,
-//! request_id, client and reason).
+//! request_id, client, reason and traceparent). `LOG_FORMAT=ecs` and `gcp` write the same
+//! records under the field names Elastic's (ECS) and Google Cloud Logging's pipelines parse
+//! without configuration (see [`ecs`] and [`gcp`]).
 //!
 //! Text goes out in env_logger's own format, coloured on a terminal. Anywhere else (a file,
 //! a pipe, a container runtime) records are written as formatted: without env_logger's pass
@@ -36,6 +38,20 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+    /// One JSON object per line with Elastic Common Schema field names.
+    Ecs,
+    /// One JSON object per line with Google Cloud Logging's field names.
+    Gcp,
+}
+
+impl LogFormat {
+    /// Every format by its `LOG_FORMAT` name.
+    pub const ALL: [(&'static str, LogFormat); 4] = [
+        ("text", LogFormat::Text),
+        ("json", LogFormat::Json),
+        ("ecs", LogFormat::Ecs),
+        ("gcp", LogFormat::Gcp),
+    ];
 }
 
 /// Installs the logger for the process, filtered by `filter` (env_logger syntax, already
@@ -59,14 +75,26 @@ pub fn init(format: LogFormat, filter: &str) {
             writeln!(buf)
         });
     }
-    if format == LogFormat::Json {
-        builder.format(|buf, record| {
-            let mut object = Map::new();
-            object.insert("ts".into(), buf.timestamp_millis().to_string().into());
-            object.insert("level".into(), record.level().as_str().into());
-            object.insert("target".into(), record.target().into());
-            object.insert("msg".into(), record.args().to_string().into());
-            let _ = record.key_values().visit(&mut Fields(&mut object));
+    if format != LogFormat::Text {
+        builder.format(move |buf, record| {
+            let mut fields = Map::new();
+            let _ = record.key_values().visit(&mut Fields(&mut fields));
+            let ts = buf.timestamp_millis().to_string();
+            let (level, target) = (record.level(), record.target());
+            let message = record.args().to_string();
+            let object = match format {
+                LogFormat::Ecs => ecs(ts, level, target, message, fields),
+                LogFormat::Gcp => gcp(ts, level, target, message, fields),
+                LogFormat::Text | LogFormat::Json => {
+                    let mut object = Map::new();
+                    object.insert("ts".into(), ts.into());
+                    object.insert("level".into(), level.as_str().into());
+                    object.insert("target".into(), target.into());
+                    object.insert("msg".into(), message.into());
+                    object.extend(fields);
+                    object
+                }
+            };
             serde_json::to_writer(&mut *buf, &object).map_err(std::io::Error::other)?;
             writeln!(buf)
         });
@@ -92,6 +120,131 @@ pub fn init(format: LogFormat, filter: &str) {
     if log::set_boxed_logger(Box::new(Logger { inner, batch })).is_ok() {
         log::set_max_level(max_level);
     }
+}
+
+/// A record in the Elastic Common Schema: `@timestamp`, `log.level`, `log.logger`,
+/// `message`, and for request lines `http.request.method`, `url.path`,
+/// `http.response.status_code`, `event.duration` (nanoseconds), `http.request.id`,
+/// `client.ip`, `event.reason` and `trace.id` (from a valid `traceparent`). Fields without a
+/// value are left out.
+fn ecs(
+    ts: String,
+    level: log::Level,
+    target: &str,
+    message: String,
+    fields: Map<String, Json>,
+) -> Map<String, Json> {
+    let mut object = Map::new();
+    object.insert("@timestamp".into(), ts.into());
+    object.insert(
+        "log.level".into(),
+        level.as_str().to_ascii_lowercase().into(),
+    );
+    object.insert("log.logger".into(), target.into());
+    object.insert("message".into(), message.into());
+    object.insert("ecs.version".into(), "8.11.0".into());
+    for (key, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        let (key, value) = match key.as_str() {
+            "method" => ("http.request.method", value),
+            "path" => ("url.path", value),
+            "status" => ("http.response.status_code", value),
+            "latency_ms" => ("event.duration", Json::from(nanos(&value))),
+            "request_id" => ("http.request.id", value),
+            "client" => ("client.ip", value),
+            "reason" => ("event.reason", value),
+            "traceparent" => match value.as_str().and_then(trace_ids) {
+                Some((trace, _, _)) => ("trace.id", trace.into()),
+                None => continue,
+            },
+            _ => {
+                object.insert(key, value);
+                continue;
+            }
+        };
+        object.insert(key.into(), value);
+    }
+    object
+}
+
+/// A record as Google Cloud Logging reads it from a container's output: `severity`, `time`,
+/// `message`, `logger`, and for request lines an `httpRequest` object (`requestMethod`,
+/// `requestUrl` (the path), `status`, `latency` as "0.001500000s", `remoteIp`) and, from a
+/// valid `traceparent`, `logging.googleapis.com/trace`, `.../spanId` (the caller's span) and
+/// `.../trace_sampled`. The trace is the bare trace id: Cloud Logging links it to Cloud Trace
+/// only in the `projects/PROJECT/traces/ID` form, which needs a project id we do not have.
+fn gcp(
+    ts: String,
+    level: log::Level,
+    target: &str,
+    message: String,
+    fields: Map<String, Json>,
+) -> Map<String, Json> {
+    let severity = match level {
+        log::Level::Error => "ERROR",
+        log::Level::Warn => "WARNING",
+        log::Level::Info => "INFO",
+        log::Level::Debug | log::Level::Trace => "DEBUG",
+    };
+    let mut object = Map::new();
+    object.insert("severity".into(), severity.into());
+    object.insert("time".into(), ts.into());
+    object.insert("message".into(), message.into());
+    object.insert("logger".into(), target.into());
+    let mut http = Map::new();
+    for (key, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "method" => drop(http.insert("requestMethod".into(), value)),
+            "path" => drop(http.insert("requestUrl".into(), value)),
+            "status" => drop(http.insert("status".into(), value)),
+            "latency_ms" => {
+                let secs = value.as_f64().unwrap_or_default() / 1000.0;
+                http.insert("latency".into(), format!("{secs:.9}s").into());
+            }
+            "client" => drop(http.insert("remoteIp".into(), value)),
+            "traceparent" => {
+                if let Some((trace, span, sampled)) = value.as_str().and_then(trace_ids) {
+                    object.insert("logging.googleapis.com/trace".into(), trace.into());
+                    object.insert("logging.googleapis.com/spanId".into(), span.into());
+                    object.insert(
+                        "logging.googleapis.com/trace_sampled".into(),
+                        sampled.into(),
+                    );
+                }
+            }
+            _ => drop(object.insert(key, value)),
+        }
+    }
+    if !http.is_empty() {
+        object.insert("httpRequest".into(), http.into());
+    }
+    object
+}
+
+/// Milliseconds (a JSON number) as whole nanoseconds, ECS's unit for `event.duration`.
+fn nanos(millis: &Json) -> u64 {
+    let nanos = (millis.as_f64().unwrap_or_default() * 1e6).round();
+    if nanos.is_finite() && nanos >= 0.0 {
+        // In range: at most u64::MAX nanoseconds (584 years) are representable.
+        nanos.min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}
+
+/// The trace id, parent (span) id and sampled flag of a `traceparent` that
+/// [`super::traceparent`] has accepted.
+fn trace_ids(traceparent: &str) -> Option<(&str, &str, bool)> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some((trace, span, flags & 1 == 1))
 }
 
 /// env_logger's logger, and the batching writer behind it if any: env_logger's own `flush`

@@ -42,16 +42,20 @@ impl Default for RouteStats {
     }
 }
 
-/// A labelled value.
-type Entry<T> = Arc<(Box<str>, T)>;
+/// A labelled value: its label values, and the value.
+type Entry<K, T> = Arc<(K, T)>;
 
-/// Values by label, readable without a lock; a new label copies the list once.
-struct Family<T> {
-    entries: ArcSwap<Vec<Entry<T>>>,
+/// Values by label, readable without a lock; a new label copies the list once. `K` is the
+/// label value (`Box<str>`) or values (a route and a method).
+struct Family<K, T> {
+    entries: ArcSwap<Vec<Entry<K, T>>>,
     grow: Mutex<()>,
 }
 
-impl<T: Default> Family<T> {
+/// The label values of a route's counters: its pattern and the request's method.
+type RouteKey = (Box<str>, &'static str);
+
+impl<K: Ord + Clone, T: Default> Family<K, T> {
     fn new() -> Self {
         Family {
             entries: ArcSwap::from_pointee(Vec::new()),
@@ -59,18 +63,20 @@ impl<T: Default> Family<T> {
         }
     }
 
-    fn with(&self, label: &str, f: impl FnOnce(&T)) {
+    /// Calls `f` with the value whose key `is` matches, created from `key` if none does
+    /// (so the common case allocates nothing).
+    fn with(&self, is: impl Fn(&K) -> bool, key: impl FnOnce() -> K, f: impl FnOnce(&T)) {
         let entries = self.entries.load();
-        if let Some(entry) = entries.iter().find(|e| &*e.0 == label) {
+        if let Some(entry) = entries.iter().find(|e| is(&e.0)) {
             return f(&entry.1);
         }
         drop(entries);
         let _grow = self.grow.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.entries.load_full();
-        if let Some(entry) = current.iter().find(|e| &*e.0 == label) {
+        if let Some(entry) = current.iter().find(|e| is(&e.0)) {
             return f(&entry.1);
         }
-        let entry = Arc::new((Box::from(label), T::default()));
+        let entry = Arc::new((key(), T::default()));
         let mut next = Vec::clone(&current);
         next.push(Arc::clone(&entry));
         self.entries.store(Arc::new(next));
@@ -78,7 +84,7 @@ impl<T: Default> Family<T> {
     }
 
     /// The entries, sorted by label for a stable exposition.
-    fn sorted(&self) -> Vec<Entry<T>> {
+    fn sorted(&self) -> Vec<Entry<K, T>> {
         let mut entries = Vec::clone(&self.entries.load());
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries
@@ -87,8 +93,8 @@ impl<T: Default> Family<T> {
 
 /// The request metrics of the service. One per process, shared by every worker.
 pub struct Metrics {
-    routes: Family<RouteStats>,
-    rejections: Family<AtomicU64>,
+    routes: Family<RouteKey, RouteStats>,
+    rejections: Family<Box<str>, AtomicU64>,
     in_flight: Arc<AtomicI64>,
 }
 
@@ -103,9 +109,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts a finished request: its route pattern (or `unmatched`), status and latency,
-    /// and the auth rejection reason if it has one.
-    pub fn record(&self, route: &str, status: u16, latency: Duration, reason: Option<&str>) {
+    /// Counts a finished request: its route pattern (or `unmatched`), method, status and
+    /// latency, and the auth rejection reason if it has one.
+    pub fn record(
+        &self,
+        route: &str,
+        method: &str,
+        status: u16,
+        latency: Duration,
+        reason: Option<&str>,
+    ) {
+        let method = method_label(method);
         let status =
             usize::from(status.clamp(*STATUSES.start(), *STATUSES.end()) - STATUSES.start());
         let secs = latency.as_secs_f64();
@@ -114,15 +128,25 @@ impl Metrics {
             .position(|b| secs <= *b)
             .unwrap_or(BUCKETS.len());
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.routes.with(route, |stats| {
-            stats.by_status[status].fetch_add(1, Ordering::Relaxed);
-            stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-            stats.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        });
+        let is = |key: &RouteKey| &*key.0 == route && key.1 == method;
+        self.routes.with(
+            is,
+            || (Box::from(route), method),
+            |stats| {
+                stats.by_status[status].fetch_add(1, Ordering::Relaxed);
+                stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+                stats.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+            },
+        );
         if let Some(reason) = reason {
-            self.rejections.with(reason, |count| {
-                count.fetch_add(1, Ordering::Relaxed);
-            });
+            let is = |key: &_| Box::as_ref(key) == reason;
+            self.rejections.with(
+                is,
+                || Box::from(reason),
+                |count| {
+                    count.fetch_add(1, Ordering::Relaxed);
+                },
+            );
         }
     }
 
@@ -142,18 +166,22 @@ impl Metrics {
         let routes = self.routes.sorted();
         out.header(
             "api_guard_http_requests_total",
-            "HTTP requests by route pattern (`unmatched`: no route) and status",
+            "HTTP requests by route pattern (`unmatched`: no route), method and status",
             "counter",
         );
         for entry in &routes {
-            let (route, stats) = (&entry.0, &entry.1);
+            let ((route, method), stats) = (&entry.0, &entry.1);
             for (offset, count) in stats.by_status.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let status = usize::from(*STATUSES.start()) + offset;
                     out.sample(
                         "api_guard_http_requests_total",
-                        &[("route", route), ("status", &status.to_string())],
+                        &[
+                            ("route", route),
+                            ("method", method),
+                            ("status", &status.to_string()),
+                        ],
                         count,
                     );
                 }
@@ -161,11 +189,11 @@ impl Metrics {
         }
         out.header(
             "api_guard_http_request_duration_seconds",
-            "Time from request head to response, by route pattern",
+            "Time from request head to response, by route pattern and method",
             "histogram",
         );
         for entry in &routes {
-            let (route, stats) = (&entry.0, &entry.1);
+            let ((route, method), stats) = (&entry.0, &entry.1);
             let name = "api_guard_http_request_duration_seconds";
             let mut cumulative = 0;
             for (i, count) in stats.buckets.iter().enumerate() {
@@ -175,13 +203,14 @@ impl Metrics {
                     .map_or_else(|| "+Inf".to_owned(), f64::to_string);
                 out.sample(
                     &format!("{name}_bucket"),
-                    &[("route", route), ("le", &le)],
+                    &[("route", route), ("method", method), ("le", &le)],
                     cumulative,
                 );
             }
             let sum = Duration::from_nanos(stats.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
-            out.sample(&format!("{name}_sum"), &[("route", route)], sum);
-            out.sample(&format!("{name}_count"), &[("route", route)], cumulative);
+            let labels = [("route", &**route), ("method", method)];
+            out.sample(&format!("{name}_sum"), &labels, sum);
+            out.sample(&format!("{name}_count"), &labels, cumulative);
         }
         out.counter_family(
             "api_guard_auth_rejections_total",
@@ -198,6 +227,18 @@ impl Metrics {
             self.in_flight(),
         );
     }
+}
+
+/// The `method` label: the methods of RFC 9110 §9 and PATCH as they are, any other `other`,
+/// so a client cannot grow the label set.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 /// A request being served; see [`Metrics::start_request`].
@@ -225,6 +266,18 @@ impl Exposition {
     pub fn gauge(&mut self, name: &str, help: &str, value: impl std::fmt::Display) {
         self.header(name, help, "gauge");
         self.sample(name, &[], value);
+    }
+
+    /// A counter without labels whose value is not a whole number (CPU seconds).
+    pub fn counter_f64(&mut self, name: &str, help: &str, value: f64) {
+        self.header(name, help, "counter");
+        self.sample(name, &[], value);
+    }
+
+    /// An info metric: a gauge of 1 whose labels are the information.
+    pub fn info(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) {
+        self.header(name, help, "gauge");
+        self.sample(name, labels, 1);
     }
 
     /// A counter with one label.
@@ -280,23 +333,25 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_status_and_reason_with_a_cumulative_histogram() {
         let metrics = Metrics::default();
-        metrics.record("/a", 200, Duration::from_micros(300), None);
-        metrics.record("/a", 401, Duration::from_millis(3), Some("expired"));
-        metrics.record("unmatched", 404, Duration::from_secs(60), None);
+        metrics.record("/a", "GET", 200, Duration::from_micros(300), None);
+        metrics.record("/a", "GET", 401, Duration::from_millis(3), Some("expired"));
+        metrics.record("/a", "POST", 405, Duration::from_millis(3), None);
+        metrics.record("unmatched", "BREW", 404, Duration::from_secs(60), None);
         let _request = metrics.start_request();
         let mut out = Exposition::default();
         metrics.expose(&mut out);
         let text = out.into_text();
         for line in [
-            "api_guard_http_requests_total{route=\"/a\",status=\"200\"} 1",
-            "api_guard_http_requests_total{route=\"/a\",status=\"401\"} 1",
-            "api_guard_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
-            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0005\"} 1",
-            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0025\"} 1",
-            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"} 2",
-            "api_guard_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"10\"} 0",
-            "api_guard_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"+Inf\"} 1",
-            "api_guard_http_request_duration_seconds_count{route=\"/a\"} 2",
+            "api_guard_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"} 1",
+            "api_guard_http_requests_total{route=\"/a\",method=\"GET\",status=\"401\"} 1",
+            "api_guard_http_requests_total{route=\"/a\",method=\"POST\",status=\"405\"} 1",
+            "api_guard_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1",
+            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",method=\"GET\",le=\"0.0005\"} 1",
+            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",method=\"GET\",le=\"0.0025\"} 1",
+            "api_guard_http_request_duration_seconds_bucket{route=\"/a\",method=\"GET\",le=\"0.005\"} 2",
+            "api_guard_http_request_duration_seconds_bucket{route=\"unmatched\",method=\"other\",le=\"10\"} 0",
+            "api_guard_http_request_duration_seconds_bucket{route=\"unmatched\",method=\"other\",le=\"+Inf\"} 1",
+            "api_guard_http_request_duration_seconds_count{route=\"/a\",method=\"GET\"} 2",
             "api_guard_auth_rejections_total{reason=\"expired\"} 1",
             "api_guard_http_requests_in_flight 1",
         ] {

@@ -6,6 +6,7 @@ mod client;
 mod drain;
 mod logger;
 mod metrics;
+mod process;
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ pub use client::TrustedProxies;
 pub use drain::Drain;
 pub use logger::{LogFormat, init as init_logger};
 pub use metrics::{CONTENT_TYPE, Exposition, InFlight, Metrics};
+pub use process::{COMMIT, ProcessStats, VERSION, expose_build_info};
 
 use api_guard::AuthError;
 
@@ -101,6 +103,8 @@ pub async fn log_request<B: MessageBody>(
     };
     let client = client.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
     let route = req.match_pattern();
+    // Logged only when it is a well-formed W3C trace context; anything else is dropped.
+    let trace = traceparent(req.headers());
     let method = req.method().clone();
     let path = req.path().to_owned();
     let log = |status: StatusCode, error: Option<&actix_web::Error>| {
@@ -110,7 +114,8 @@ pub async fn log_request<B: MessageBody>(
         let latency = started.elapsed();
         if let Some(t) = &telemetry {
             let route = route.as_deref().unwrap_or("unmatched");
-            t.metrics().record(route, status.as_u16(), latency, reason);
+            t.metrics()
+                .record(route, method.as_str(), status.as_u16(), latency, reason);
         }
         let millis = latency.as_secs_f64() * 1000.0;
         let status = status.as_u16();
@@ -119,7 +124,12 @@ pub async fn log_request<B: MessageBody>(
         } else {
             log::Level::Info
         };
-        let tail = reason.map(|r| format!(" reason={r}")).unwrap_or_default();
+        let mut tail = reason.map(|r| format!(" reason={r}")).unwrap_or_default();
+        if let Some(trace) = &trace {
+            tail.push_str(" traceparent=");
+            tail.push_str(trace);
+        }
+        let traceparent = trace.as_deref();
         log::log!(
             target: "api_guard::request",
             level,
@@ -129,7 +139,8 @@ pub async fn log_request<B: MessageBody>(
             latency_ms = (millis * 10.0).round() / 10.0,
             request_id = id.as_str(),
             client = client.as_str(),
-            reason;
+            reason,
+            traceparent;
             "{method} {path} {status} {millis:.1}ms id={id} client={client}{tail}"
         );
     };
@@ -182,6 +193,42 @@ impl<B: MessageBody> MessageBody for Counted<B> {
     }
 }
 
+/// The request's W3C `traceparent` (Trace Context §3.2), if there is exactly one and it is
+/// well formed: `version-traceid-parentid-flags`, lowercase hex of 2, 32, 16 and 2 digits,
+/// version not `ff`, neither id all zeros. Version `00` is exactly that; a later version may
+/// append `-` and more, which is cut off (its first four fields are read as `00`'s). The
+/// value returned is the 55 checked characters only, so nothing else reaches the log.
+pub fn traceparent(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    let mut values = headers.get_all("traceparent");
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.trim_matches([' ', '\t']);
+    let head = value.get(..55)?;
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let mut parts = head.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let well_formed = parts.next().is_none()
+        && hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2);
+    let rest = &value[55..];
+    let fits_version = if version == "00" {
+        rest.is_empty()
+    } else {
+        rest.is_empty() || rest.starts_with('-')
+    };
+    (well_formed && fits_version).then(|| head.to_owned())
+}
+
 /// Printable ASCII of sensible length, so a caller cannot inject into logs.
 fn is_acceptable_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
@@ -219,6 +266,41 @@ fn generate_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_single_well_formed_traceparent_is_kept() {
+        use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+        let parse = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(
+                    HeaderName::from_static("traceparent"),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            traceparent(&headers)
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parse(&[good]).as_deref(), Some(good));
+        // A later version may carry more after a dash; the known fields are kept.
+        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert_eq!(parse(&[future]).as_deref(), Some(&future[..55]));
+        for bad in [
+            "",
+            "garbage",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 x=\"y\"",
+        ] {
+            assert_eq!(parse(&[bad]), None, "{bad:?}");
+        }
+        assert_eq!(parse(&[good, good]), None, "two traceparent headers");
+    }
 
     #[test]
     fn request_ids_must_be_short_printable_ascii() {

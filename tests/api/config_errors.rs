@@ -127,6 +127,12 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a token URL that is not a URL", &[issuer, ("AUTH_TOKEN_URL", "v1/token"), port_0], &[], &["AUTH_TOKEN_URL", "`v1/token`"]),
         ("an http token URL on a public host", &[issuer, ("AUTH_TOKEN_URL", "http://example.com/v1/token"), port_0], &[], &["AUTH_TOKEN_URL", "https"]),
         ("an empty dev client secret", &[("DEV_CLIENT_SECRET", " "), port_0], &["--dev"], &["DEV_CLIENT_SECRET", "empty"]),
+        ("AUTH_ISSUER and the Okta starter's OKTA_OAUTH2_ISSUER differ", &[issuer, ("OKTA_OAUTH2_ISSUER", "https://b.example/oauth2/default"), port_0], &[], &["AUTH_ISSUER", "OKTA_OAUTH2_ISSUER", "differs"]),
+        ("AUTH_AUDIENCE and OKTA_OAUTH2_AUDIENCE differ", &[issuer, ("AUTH_AUDIENCE", "api://a"), ("OKTA_OAUTH2_AUDIENCE", "api://b"), port_0], &[], &["AUTH_AUDIENCE", "OKTA_OAUTH2_AUDIENCE", "differs"]),
+        ("an empty OKTA_OAUTH2_AUDIENCE", &[issuer, ("OKTA_OAUTH2_AUDIENCE", ""), port_0], &[], &["AUTH_AUDIENCE", "at least one"]),
+        ("the issuer only in express-openid-connect's ISSUER_BASE_URL", &[("ISSUER_BASE_URL", VALID_ISSUER), port_0], &[], &["no issuer configured", "ISSUER_BASE_URL is set", "set AUTH_ISSUER"]),
+        ("a CA file that does not exist", &[issuer, ("AUTH_CA_FILE", "no-such-ca.pem"), port_0], &[], &["AUTH_CA_FILE", "no-such-ca.pem", "cannot read"]),
+        ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -153,6 +159,19 @@ fn a_malformed_dotenv_line_stops_start_up_naming_the_line_number_but_not_its_con
         !outcome.stderr.contains("NOT AN ASSIGNMENT"),
         "part of the line's content is echoed: {line}"
     );
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_certificates_stops_start_up() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("ca.pem is written");
+    let env = [
+        ("AUTH_ISSUER", VALID_ISSUER),
+        ("AUTH_CA_FILE", "ca.pem"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ];
+    let outcome = run_in(dir.path(), &env, &[]);
+    assert_one_error_line(&outcome, &["AUTH_CA_FILE", "no PEM"], "a CA file of text");
 }
 
 #[test]
@@ -213,7 +232,9 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("AUTH_ISSUER", None),
         ("OKTA_DOMAIN", None),
         ("OKTA_AUTH_SERVER", Some("[default: default]")),
-        ("AUTH_AUDIENCE", Some("[default: api://default]")),
+        ("OKTA_OAUTH2_ISSUER", None),
+        ("AUTH_AUDIENCE", Some("Default: api://default")),
+        ("OKTA_OAUTH2_AUDIENCE", None),
         ("AUTH_JWKS_URI", Some("Default: discovered")),
         ("AUTH_TOKEN_URL", Some("Default: the `token_endpoint`")),
         ("PUBLIC_URL", Some("Default: http:// and the request's")),
@@ -222,16 +243,16 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
             Some("[default: RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA]"),
         ),
         ("AUTH_LEEWAY_SECS", Some("[default: 60]")),
-        ("AUTH_REQUIRED_SCOPES", Some("[default: \"\"]")),
+        ("AUTH_REQUIRED_SCOPES", Some("Default: none")),
         ("BIND_ADDR", Some("[default: 127.0.0.1:8080]")),
         ("WORKERS", Some("Default: the number of cores")),
-        ("CORS_ALLOWED_ORIGINS", Some("[default: \"\"]")),
+        ("CORS_ALLOWED_ORIGINS", Some("Default: none")),
         ("RUST_LOG", Some("[default: info]")),
         ("LOG_FORMAT", Some("[default: text]")),
         ("SHUTDOWN_TIMEOUT_SECS", Some("[default: 30]")),
         ("SHUTDOWN_DRAIN_SECS", Some("[default: 10]")),
         ("KEEP_ALIVE_SECS", Some("[default: 75]")),
-        ("TRUSTED_PROXIES", Some("[default: \"\"]")),
+        ("TRUSTED_PROXIES", Some("Default: none")),
         ("METRICS_ADDR", Some("Default: /metrics on BIND_ADDR")),
     ];
     for (variable, default) in table {
@@ -244,6 +265,58 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
             );
         }
     }
+}
+
+#[test]
+fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_default() {
+    let outcome = run(&[], &["--help"]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    let help = &outcome.stdout;
+    // Each heading once, in this order, and each setting under its own.
+    let headings = [
+        ("Issuer and tokens:", "AUTH_ISSUER"),
+        ("Key store:", "AUTH_CA_FILE"),
+        ("Server:", "BIND_ADDR"),
+        ("Logging and metrics:", "LOG_FORMAT"),
+        ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
+        ("Development:", "DEV_CLIENT_SECRET"),
+    ];
+    let mut last = 0;
+    for (i, (heading, setting)) in headings.iter().enumerate() {
+        let at = help
+            .lines()
+            .position(|line| line == *heading)
+            .unwrap_or_else(|| panic!("no heading {heading:?} in:\n{help}"));
+        assert!(at > last, "{heading:?} is out of order:\n{help}");
+        last = at;
+        let section_end = headings
+            .get(i + 1)
+            .and_then(|(next, _)| help.lines().position(|line| line == *next))
+            .unwrap_or(usize::MAX);
+        let setting_at = help
+            .lines()
+            .position(|line| line.contains(&format!("[env: {setting}")))
+            .unwrap_or_else(|| panic!("{setting} not in --help"));
+        assert!(
+            (at..section_end).contains(&setting_at),
+            "{setting} is not under {heading:?}:\n{help}"
+        );
+    }
+    assert!(
+        !help.contains("[default: \"\"]"),
+        "an empty default:\n{help}"
+    );
+    let log_format = help_entry(help, "LOG_FORMAT").expect("LOG_FORMAT is listed");
+    assert!(
+        log_format.contains("[possible values: text, json"),
+        "{log_format}"
+    );
+    // Another tool's names are read only to say what to set instead.
+    for foreign in ["ISSUER_BASE_URL", "OIDC_ISSUER"] {
+        assert!(!help.contains(foreign), "{foreign} is offered:\n{help}");
+    }
+    // This build has the development issuer (the suite needs it), so it offers --dev.
+    assert!(help.contains("--dev "), "{help}");
 }
 
 /// The entry of `--help` (from its flag to the next flag) that names `[env: VARIABLE`.

@@ -59,12 +59,12 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
         "{content_type}"
     );
     for sample in [
-        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 2"#,
-        r#"api_guard_http_requests_total{route="/api/whoami",status="200"} 2"#,
-        r#"api_guard_http_requests_total{route="/api/whoami",status="401"} 3"#,
-        r#"api_guard_http_requests_total{route="unmatched",status="404"} 2"#,
-        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami"} 5"#,
-        r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",le="+Inf"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/hello",method="GET",status="200"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",method="GET",status="200"} 2"#,
+        r#"api_guard_http_requests_total{route="/api/whoami",method="GET",status="401"} 3"#,
+        r#"api_guard_http_requests_total{route="unmatched",method="GET",status="404"} 2"#,
+        r#"api_guard_http_request_duration_seconds_count{route="/api/whoami",method="GET"} 5"#,
+        r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",method="GET",le="+Inf"} 2"#,
         r#"api_guard_auth_rejections_total{reason="no_header"} 1"#,
         r#"api_guard_auth_rejections_total{reason="malformed"} 2"#,
         r#"api_guard_jwks_fetches_total{outcome="success"} 1"#,
@@ -84,13 +84,29 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
             .any(|l| l.starts_with("api_guard_jwks_age_seconds ")),
         "{text}"
     );
+    // The process's own metrics (read from /proc) and the build's.
+    #[cfg(target_os = "linux")]
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+    }
+    let build_info = format!(
+        r#"api_guard_build_info{{version="{}",commit="{}"}} 1"#,
+        api_guard_server::telemetry::VERSION,
+        api_guard_server::telemetry::COMMIT
+    );
+    assert_sample(&text, &build_info);
     // Paths nobody routes share one label: the label set stays bounded.
     assert!(!text.contains("/no/such/path"), "{text}");
     // The request log's /metrics request is counted once it is done.
     let (_, _, again) = scrape(&app.address).await;
     assert_sample(
         &again,
-        r#"api_guard_http_requests_total{route="/metrics",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/metrics",method="GET",status="200"} 1"#,
     );
 }
 
@@ -111,11 +127,11 @@ async fn metrics_addr_moves_metrics_to_their_own_listener() {
     assert_eq!(status, 200);
     assert_sample(
         &text,
-        r#"api_guard_http_requests_total{route="/api/hello",status="200"} 1"#,
+        r#"api_guard_http_requests_total{route="/api/hello",method="GET",status="200"} 1"#,
     );
     assert_sample(
         &text,
-        r#"api_guard_http_requests_total{route="unmatched",status="404"} 1"#,
+        r#"api_guard_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
     );
     assert_sample(&text, "api_guard_jwks_keys 1");
     let api_on_metrics = client()
@@ -243,4 +259,109 @@ async fn forwarded_headers_from_an_untrusted_peer_do_not_change_the_logged_clien
             .unwrap_or_else(|| panic!("no line for {id} in\n{stderr}"));
         assert!(line.contains(" client=127.0.0.1"), "{line}");
     }
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Runs `--dev` with `LOG_FORMAT={format}`, sends a request with a valid `traceparent` (id
+/// `{format}-1`) and one with garbage (`{format}-2`), and returns those two request records.
+async fn two_traced_requests(format: &str) -> (Value, Value) {
+    let mut service = Service::start(&[("LOG_FORMAT", format), ("RUST_LOG", "info")], &["--dev"]);
+    let base = service.base();
+    let (first, second) = (format!("{format}-1"), format!("{format}-2"));
+    let traced = [
+        ("X-Request-Id", first.as_str()),
+        ("traceparent", TRACEPARENT),
+    ];
+    assert_eq!(get_with(&base, "/api/hello", &traced).await, 200);
+    let garbage = [
+        ("X-Request-Id", second.as_str()),
+        ("traceparent", "00-\"injected\"-0000000000000000-01"),
+    ];
+    assert_eq!(get_with(&base, "/api/whoami", &garbage).await, 401);
+    let stderr = service.stop();
+    let records: Vec<Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let find = |id: &str, key: &str| {
+        records
+            .iter()
+            .find(|r| r.pointer(key).and_then(Value::as_str) == Some(id))
+            .unwrap_or_else(|| panic!("no record with {key} {id} in\n{stderr}"))
+            .clone()
+    };
+    let id_key = if format == "ecs" {
+        "/http.request.id"
+    } else {
+        "/request_id"
+    };
+    assert!(
+        !stderr.contains("injected"),
+        "a garbage traceparent is logged"
+    );
+    (find(&first, id_key), find(&second, id_key))
+}
+
+#[actix_web::test]
+async fn ecs_logs_use_elastic_field_names_and_keep_a_valid_traceparent() {
+    let (traced, garbage) = two_traced_requests("ecs").await;
+    for field in ["@timestamp", "log.level", "message"] {
+        assert!(traced[field].is_string(), "{field}: {traced}");
+    }
+    assert_eq!(traced["log.level"], "info");
+    assert_eq!(traced["http.request.method"], "GET");
+    assert_eq!(traced["url.path"], "/api/hello");
+    assert_eq!(traced["http.response.status_code"], 200);
+    assert!(traced["event.duration"].as_u64().is_some(), "{traced}");
+    assert_eq!(traced["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(garbage["http.response.status_code"], 401);
+    assert_eq!(garbage["event.reason"], "no_header");
+    assert!(garbage.get("trace.id").is_none(), "{garbage}");
+}
+
+#[actix_web::test]
+async fn gcp_logs_use_cloud_logging_field_names_and_keep_a_valid_traceparent() {
+    let (traced, garbage) = two_traced_requests("gcp").await;
+    assert_eq!(traced["severity"], "INFO");
+    assert!(traced["message"].is_string(), "{traced}");
+    let http = &traced["httpRequest"];
+    assert_eq!(http["requestMethod"], "GET");
+    assert_eq!(http["requestUrl"], "/api/hello");
+    assert_eq!(http["status"], 200);
+    let latency = http["latency"].as_str().unwrap_or_default();
+    assert!(
+        latency.ends_with('s') && latency.trim_end_matches('s').parse::<f64>().is_ok(),
+        "{latency}"
+    );
+    assert_eq!(
+        traced["logging.googleapis.com/trace"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(traced["logging.googleapis.com/spanId"], "00f067aa0ba902b7");
+    assert_eq!(traced["logging.googleapis.com/trace_sampled"], true);
+    assert_eq!(garbage["httpRequest"]["status"], 401);
+    assert!(
+        garbage.get("logging.googleapis.com/trace").is_none(),
+        "{garbage}"
+    );
+}
+
+#[actix_web::test]
+async fn the_text_request_line_carries_a_valid_traceparent() {
+    let mut service = Service::start(&[("RUST_LOG", "info")], &["--dev"]);
+    let base = service.base();
+    let traced = [("X-Request-Id", "tp-1"), ("traceparent", TRACEPARENT)];
+    assert_eq!(get_with(&base, "/api/hello", &traced).await, 200);
+    let stderr = service.stop();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" id=tp-1 "))
+        .unwrap_or_else(|| panic!("no line for tp-1 in\n{stderr}"));
+    assert!(
+        line.ends_with(&format!(" traceparent={TRACEPARENT}")),
+        "{line}"
+    );
 }

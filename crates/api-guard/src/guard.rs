@@ -75,8 +75,10 @@ impl Guard {
                 issuer: settings.issuer().to_owned(),
             },
         };
-        let store =
-            JwksStore::start(source, settings.refresh.clone()).map_err(GuardError::Thread)?;
+        // Checked by `validate` above: no error is left here.
+        let extra_roots = settings.extra_roots().unwrap_or_default();
+        let store = JwksStore::start(source, settings.refresh.clone(), extra_roots)
+            .map_err(GuardError::Thread)?;
         Ok(Guard::with_store(settings, store))
     }
 

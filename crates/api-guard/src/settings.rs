@@ -43,6 +43,8 @@ pub struct AuthSettings {
     jwks_uri: Option<String>,
     pub(crate) refresh: RefreshPolicy,
     token_cache_bytes: usize,
+    /// PEM text of certificates trusted besides the built-in roots, for the key fetches.
+    extra_root_certificates: Vec<u8>,
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -71,7 +73,44 @@ impl AuthSettings {
             jwks_uri: None,
             refresh: RefreshPolicy::default(),
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            extra_root_certificates: Vec::new(),
         }
+    }
+
+    /// Trusts the certificate authorities in `pem` (one or more PEM `CERTIFICATE` blocks) for
+    /// the issuer's metadata and key-set fetches, in addition to the built-in roots (Mozilla's,
+    /// compiled in): for an issuer behind a private CA, such as an in-cluster Keycloak. Each
+    /// call adds to the earlier ones. Default: the built-in roots only.
+    pub fn with_extra_root_certificates(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.extra_root_certificates.extend_from_slice(pem.as_ref());
+        self.extra_root_certificates.push(b'\n');
+        self
+    }
+
+    /// The extra trusted certificates, parsed: `Err` says what is wrong with the PEM.
+    pub(crate) fn extra_roots(
+        &self,
+    ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        if self.extra_root_certificates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let certs = CertificateDer::pem_slice_iter(&self.extra_root_certificates)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("is not PEM ({e})"))?;
+        if certs.is_empty() {
+            return Err("holds no PEM CERTIFICATE block".into());
+        }
+        let mut store = rustls::RootCertStore::empty();
+        let (_, unusable) = store.add_parsable_certificates(certs.iter().cloned());
+        if unusable > 0 {
+            return Err(format!(
+                "{unusable} of its {} certificates cannot be parsed as X.509",
+                certs.len()
+            ));
+        }
+        Ok(certs)
     }
 
     /// Another issuer, for a service that learns its issuer's URL late (once a port is
@@ -250,6 +289,9 @@ impl AuthSettings {
                 ),
             );
         }
+        if let Err(problem) = self.extra_roots() {
+            return error("extra_root_certificates", problem);
+        }
         let refresh = &self.refresh;
         if refresh.min_lifetime.is_zero() || refresh.max_lifetime < refresh.min_lifetime {
             return error(
@@ -287,6 +329,34 @@ pub(crate) fn is_scope_token(scope: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_root_certificates_must_be_pem_certificates() {
+        let with = |pem: &str| {
+            AuthSettings::new("https://a.example/")
+                .with_extra_root_certificates(pem)
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        let no_block = with("not a certificate");
+        assert!(
+            no_block
+                .as_ref()
+                .is_err_and(|e| e.starts_with("extra_root_certificates: holds no PEM")),
+            "{no_block:?}"
+        );
+        let not_x509 = with("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert!(
+            not_x509
+                .as_ref()
+                .is_err_and(|e| e.contains("cannot be parsed as X.509")),
+            "{not_x509:?}"
+        );
+        assert_eq!(
+            AuthSettings::new("https://a.example/").extra_roots(),
+            Ok(Vec::new())
+        );
+    }
 
     fn problem(settings: AuthSettings) -> String {
         settings

@@ -13,6 +13,8 @@ use super::keyset::KeySet;
 use super::policy;
 use crate::url_rules::https_or_loopback;
 
+use rustls::pki_types::CertificateDer;
+
 /// Connect timeout of every fetch.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total timeout of one request: connect, send, headers and body.
@@ -130,10 +132,23 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher for `source`, with its own HTTP client.
-    pub(crate) fn new(source: Source) -> Self {
+    /// A fetcher for `source`, with its own HTTP client, trusting the built-in roots and
+    /// `extra_roots`.
+    pub(crate) fn new(source: Source, extra_roots: Vec<CertificateDer<'static>>) -> Self {
+        let mut connector = awc::Connector::new().timeout(CONNECT_TIMEOUT);
+        if !extra_roots.is_empty() {
+            // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
+            let mut roots: rustls::RootCertStore =
+                webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+            roots.add_parsable_certificates(extra_roots);
+            let mut config = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            connector = connector.rustls_0_23(std::sync::Arc::new(config));
+        }
         let client = awc::Client::builder()
-            .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT))
+            .connector(connector)
             .timeout(REQUEST_TIMEOUT)
             .disable_redirects()
             .add_default_header((

@@ -82,7 +82,11 @@ pub struct KeyStoreStatus {
 impl JwksStore {
     /// Starts the refresher thread, which fetches at once. Use [`JwksStore::first_load`] to
     /// wait for that first attempt.
-    pub(crate) fn start(source: Source, policy: RefreshPolicy) -> std::io::Result<JwksStore> {
+    pub(crate) fn start(
+        source: Source,
+        policy: RefreshPolicy,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> std::io::Result<JwksStore> {
         // awc's TLS connector needs a process-wide rustls provider; an embedding service may
         // have installed one already, which is fine.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -104,7 +108,7 @@ impl JwksStore {
         };
         std::thread::Builder::new()
             .name("jwks-refresher".into())
-            .spawn(move || actix_rt::System::new().block_on(refresher.run(source)))?;
+            .spawn(move || actix_rt::System::new().block_on(refresher.run(source, extra_roots)))?;
         Ok(JwksStore { shared, wake })
     }
 
@@ -318,8 +322,12 @@ struct Refresher {
 }
 
 impl Refresher {
-    async fn run(mut self, source: Source) {
-        let mut fetcher = Fetcher::new(source);
+    async fn run(
+        mut self,
+        source: Source,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) {
+        let mut fetcher = Fetcher::new(source, extra_roots);
         let mut next = Instant::now();
         let mut woken = true;
         loop {
