@@ -324,3 +324,19 @@ async fn a_valid_token_gets_no_challenge_and_open_routes_never_get_one() {
         assert_eq!(reply.header("www-authenticate"), None, "{path}");
     }
 }
+
+#[actix_web::test]
+async fn the_ready_schemas_list_every_status_the_ready_route_sends_draining_included() {
+    let app = spawn_app().await;
+    let document = openapi(&app, &[]).await;
+    let statuses = |schema: &str| {
+        document["components"]["schemas"][schema]["properties"]["status"]["enum"].clone()
+    };
+    assert_eq!(statuses("Ready"), json!(["ready"]));
+    assert_eq!(statuses("NotReady"), json!(["not_ready", "draining"]));
+    let ready = app.get("/health/ready", &[]).await;
+    assert_eq!(
+        (ready.status, &ready.body["status"]),
+        (200, &json!("ready"))
+    );
+}
