@@ -33,6 +33,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /api-guard /usr/local/bin/api-guard
 ENV BIND_ADDR=0.0.0.0:8080 \
     RUST_LOG=info
+ENV METRICS_ADDR=0.0.0.0:9090
 EXPOSE 8080
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/api-guard"]
