@@ -7,6 +7,7 @@ mod config_errors;
 mod cors;
 mod discovery;
 mod forged;
+mod hardening;
 mod hello_whoami;
 mod helpers;
 mod issuer_outage;
