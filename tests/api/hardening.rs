@@ -56,8 +56,12 @@ async fn under_dev_a_request_with_a_foreign_host_is_refused() {
         "192.0.2.1",
     ] {
         let reply = token_request(&base, &[("Host", host)]).await;
-        assert_eq!(reply.status, 421, "Host {host}: {}", reply.body);
-        assert!(reply.body.get("access_token").is_none(), "{}", reply.body);
+        // The message never prints the body: it would hold a token.
+        assert_eq!(reply.status, 421, "Host {host}");
+        assert!(
+            reply.body.get("access_token").is_none(),
+            "Host {host}: a token was issued"
+        );
         let hello = read(
             client()
                 .get(format!("{base}/api/hello"))
@@ -71,8 +75,11 @@ async fn under_dev_a_request_with_a_foreign_host_is_refused() {
     }
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
         let reply = token_request(&base, &[("Host", &host)]).await;
-        assert_eq!(reply.status, 200, "Host {host}: {}", reply.body);
-        assert!(reply.body["access_token"].is_string(), "{}", reply.body);
+        assert_eq!(reply.status, 200, "Host {host}");
+        assert!(
+            reply.body["access_token"].is_string(),
+            "Host {host}: no token"
+        );
     }
     drop(app.handle().stop(false));
 }
@@ -93,7 +100,7 @@ async fn under_dev_the_issuer_routes_carry_no_cors_headers_even_with_any_origin_
                 .expect("the service answers"),
         )
         .await;
-        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert_eq!(reply.status, 200, "{path}");
         assert_eq!(reply.header("access-control-allow-origin"), None, "{path}");
         let preflight = read(
             client()
