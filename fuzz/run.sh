@@ -43,15 +43,15 @@ for target in "${targets[@]}"; do
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         "corpus/$target" "seeds/$target" "regressions/$target" \
         >"$log" 2>&1 || status=$?
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
+    runs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | tr -dc '0-9')
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     crashes=$(find "artifacts/$target" -type f | wc -l)
     echo "fuzz $target: ${seconds}s, ${runs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, artifacts $crashes, exit $status"
     if [ "$status" -ne 0 ] || [ "$crashes" -ne 0 ]; then
         failed=1
-        grep -E 'panicked|ERROR: libFuzzer|SUMMARY' "$log" | head -5 || true
+        grep -aE -A1 'panicked|ERROR: libFuzzer|SUMMARY' "$log" | cut -c1-300 | head -8 || true
     fi
 done
 exit "$failed"
