@@ -62,6 +62,7 @@ LABEL org.opencontainers.image.title="api-guard" \
 COPY --from=build /api-guard /usr/local/bin/api-guard
 ENV BIND_ADDR=0.0.0.0:8080 \
     RUST_LOG=info
+ENV METRICS_ADDR=0.0.0.0:9090
 EXPOSE 8080
 USER 65532:65532
 # Healthy once the issuer's keys are loaded; unhealthy while draining after SIGTERM.

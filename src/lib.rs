@@ -12,6 +12,7 @@ pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 pub mod healthcheck;
+pub mod loopback;
 pub mod public_url;
 pub mod routes;
 pub mod shutdown;

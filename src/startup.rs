@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer, web};
@@ -128,6 +128,10 @@ impl Application {
         let guard = Guard::start(config.auth.clone())?;
         let issuer = guard.settings().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
+        // Under --dev, every request must name a loopback host, and the issuer's own routes
+        // never answer cross-origin (a page must not fetch tokens with the default secret).
+        let dev_prefix = dev_prefix(&dev_issuer);
+        let dev_mode = dev_prefix.is_some();
         let published = web::Data::new(published(&config, &issuer, &dev_issuer));
         let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
@@ -139,7 +143,14 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(from_fn(routes::resource_metadata::advertise))
-                .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+                .wrap(Condition::new(
+                    !origins.is_empty(),
+                    cors(&origins, dev_prefix.clone()),
+                ))
+                .wrap(Condition::new(
+                    dev_mode,
+                    from_fn(crate::loopback::loopback_host_only),
+                ))
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(app_telemetry.clone())
                 .app_data(app_drain.clone())
@@ -324,10 +335,38 @@ fn resolve_issuer(config: Config, _: SocketAddr) -> Result<(Config, DevSlot), St
     Ok((config, ()))
 }
 
+/// The development issuer's path prefix (e.g. `/oauth2/default`), under `--dev`.
+#[cfg(feature = "dev-issuer")]
+fn dev_prefix(dev: &DevSlot) -> Option<String> {
+    dev.as_ref().map(DevIssuer::path_prefix)
+}
+
+#[cfg(not(feature = "dev-issuer"))]
+fn dev_prefix(_: &DevSlot) -> Option<String> {
+    None
+}
+
+/// Whether `path`, percent-decoded or not, is the development issuer's (`prefix` or below).
+fn is_under(path: &str, prefix: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    [path, decoded.as_ref()].iter().any(|p| {
+        p.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// actix-cors from `CORS_ALLOWED_ORIGINS`. It wraps outside auth, so 401 and 403 carry CORS
-/// headers too, and a preflight never reaches a handler that wants a token.
-fn cors(origins: &[String]) -> Cors {
-    let mut cors = Cors::default()
+/// headers too, and a preflight never reaches a handler that wants a token. The origin is
+/// checked by one function: `*` allows any, a list allows its members (the two are never
+/// mixed: configuration refuses it), and nothing under `dev_prefix` (the development
+/// issuer's routes) is ever allowed, whatever the list says.
+fn cors(origins: &[String], dev_prefix: Option<String>) -> Cors {
+    let any = origins.iter().any(|origin| origin == "*");
+    let listed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    Cors::default()
         .allowed_methods(["GET", "POST", "OPTIONS"])
         .allowed_headers([
             header::AUTHORIZATION,
@@ -341,15 +380,16 @@ fn cors(origins: &[String]) -> Cors {
             telemetry::REQUEST_ID,
         ])
         .max_age(3600)
-        .block_on_origin_mismatch(false);
-    for origin in origins {
-        cors = if origin == "*" {
-            cors.allow_any_origin()
-        } else {
-            cors.allowed_origin(origin)
-        };
-    }
-    cors
+        .block_on_origin_mismatch(false)
+        .allowed_origin_fn(move |origin, head| {
+            if dev_prefix
+                .as_deref()
+                .is_some_and(|prefix| is_under(head.uri.path(), prefix))
+            {
+                return false;
+            }
+            any || listed.contains(origin)
+        })
 }
 
 /// Tells the person who just started the service what to do next: in `--dev` mode, the

@@ -138,6 +138,17 @@ pub struct Cli {
     #[arg(long, env = "AUTH_CA_FILE", value_name = "PATH", help_heading = KEYS)]
     pub ca_file: Option<std::path::PathBuf>,
 
+    /// Strict RFC 9068 typing: accept only tokens whose header says `typ: at+jwt`. Turn on
+    /// when your issuer types its access tokens (Okta's carry no `typ`): `true` or `false`.
+    #[arg(
+        long,
+        env = "AUTH_REQUIRE_AT_JWT",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = ISSUER
+    )]
+    pub require_at_jwt: String,
+
     /// Least time between two key-set refreshes, whatever the issuer's Cache-Control says.
     #[arg(
         long,

@@ -278,7 +278,27 @@ pub(super) fn origins(value: &str) -> Result<Vec<String>, ConfigError> {
         }
         origins.push(origin);
     }
+    // actix-cors reads a mix by its order: a later origin cancels `*`, and `*` after an
+    // origin allows every origin. Either meaning could be a surprise, so neither is taken.
+    if origins.iter().any(|o| o == "*") && origins.iter().any(|o| o != "*") {
+        return Err(error(
+            setting,
+            "mixes `*` with origins; use one or the other: `*` alone for any origin, or a list of origins",
+        ));
+    }
     Ok(origins)
+}
+
+/// `true` or `false` (any case, spaces around ignored).
+pub(super) fn boolean(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(error(
+            setting,
+            format!("`{value}` is neither true nor false"),
+        )),
+    }
 }
 
 pub(super) fn trusted_proxies(value: &str) -> Result<TrustedProxies, ConfigError> {

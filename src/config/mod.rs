@@ -17,8 +17,8 @@ pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
-    algorithms, audience, bind, check_url, dev_warnings, duration, issuer, log_filter, log_format,
-    metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
+    algorithms, audience, bind, boolean, check_url, dev_warnings, duration, issuer, log_filter,
+    log_format, metrics_addr, non_empty, non_empty_setting, origins, public_url, scopes, seconds,
     token_cache_bytes, trusted_proxies, workers,
 };
 
@@ -190,6 +190,10 @@ impl Config {
                 &cli.leeway_secs,
             )?))
             .with_required_scopes(scopes(&cli.required_scopes))
+            .with_require_at_jwt(boolean(
+                "AUTH_REQUIRE_AT_JWT (--require-at-jwt)",
+                &cli.require_at_jwt,
+            )?)
             .with_token_cache_bytes(token_cache_bytes(&cli.token_cache_bytes)?);
         if let Some(uri) = non_empty(&cli.jwks_uri).filter(|_| dev.is_none()) {
             auth = auth.with_jwks_uri(uri);
@@ -255,11 +259,18 @@ impl Config {
                 ),
             ));
         }
+        let public_url = public_url(&cli.public_url)?;
+        let metrics_addr = metrics_addr(cli.metrics_addr.as_deref())?;
+        let mut warnings = warnings;
+        // (--dev refuses a non-loopback bind at start-up instead.)
+        if dev.is_none() {
+            warnings.extend(exposure_warnings(bind, public_url.as_deref(), metrics_addr));
+        }
         Ok(Config {
             auth,
             dev,
             token_url,
-            public_url: public_url(&cli.public_url)?,
+            public_url,
             bind,
             workers: workers(cli.workers.as_deref())?,
             cors_allowed_origins: origins(&cli.cors_allowed_origins)?,
@@ -272,7 +283,7 @@ impl Config {
                 1..=3600,
             )?,
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
-            metrics_addr: metrics_addr(cli.metrics_addr.as_deref())?,
+            metrics_addr,
             warnings,
         })
     }
@@ -281,6 +292,31 @@ impl Config {
 /// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
 pub fn bind_addr(cli: &Cli) -> Result<SocketAddr, ConfigError> {
     bind(&cli.bind)
+}
+
+/// What a non-loopback `bind` exposes that the operator may not mean to: the `Host` header
+/// reflected into the metadata and `/openapi.json` (no `PUBLIC_URL`), and `/metrics` beside
+/// the API (no `METRICS_ADDR`).
+fn exposure_warnings(
+    bind: SocketAddr,
+    public_url: Option<&str>,
+    metrics_addr: Option<SocketAddr>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if bind.ip().is_loopback() {
+        return warnings;
+    }
+    if public_url.is_none() {
+        warnings.push(format!(
+            "BIND_ADDR {bind} is not loopback and PUBLIC_URL is unset: the protected-resource metadata and /openapi.json name whatever Host a client sends; set PUBLIC_URL to the URL clients use"
+        ));
+    }
+    if metrics_addr.is_none() {
+        warnings.push(format!(
+            "BIND_ADDR {bind} is not loopback and METRICS_ADDR is unset: /metrics is served to every client of the API; set METRICS_ADDR (e.g. 127.0.0.1:9090, or a port only the scraper reaches)"
+        ));
+    }
+    warnings
 }
 
 /// The development issuer's URL when the service listens on `addr`.
@@ -552,5 +588,72 @@ mod tests {
             format!("{:?}", ClientSecret::new("s3cret")),
             "ClientSecret(***)"
         );
+    }
+
+    #[test]
+    fn a_non_loopback_bind_warns_about_public_url_and_metrics() {
+        let issuer = "--issuer=https://a.example/oauth2/default";
+        let warnings = |args: &[&str]| {
+            let mut all = vec![issuer];
+            all.extend_from_slice(args);
+            Config::from_cli(cli(&all)).unwrap().warnings
+        };
+        let exposed = warnings(&["--bind=0.0.0.0:8080"]);
+        assert_eq!(exposed.len(), 2, "{exposed:?}");
+        assert!(exposed[0].contains("PUBLIC_URL"), "{exposed:?}");
+        assert!(exposed[1].contains("METRICS_ADDR"), "{exposed:?}");
+        let metrics_only = warnings(&["--bind=[::]:8080", "--public-url=https://api.example"]);
+        assert_eq!(metrics_only.len(), 1, "{metrics_only:?}");
+        assert!(metrics_only[0].contains("/metrics"), "{metrics_only:?}");
+        assert!(
+            warnings(&[
+                "--bind=0.0.0.0:8080",
+                "--public-url=https://api.example",
+                "--metrics-addr=127.0.0.1:9090"
+            ])
+            .is_empty()
+        );
+        assert!(warnings(&["--bind=127.0.0.1:8080"]).is_empty(), "loopback");
+        assert!(warnings(&["--bind=[::1]:8080"]).is_empty(), "loopback");
+    }
+
+    #[test]
+    fn cors_star_mixed_with_origins_is_refused_whatever_the_order() {
+        for value in [
+            "*,https://a.example",
+            "https://a.example,*",
+            "https://a.example * https://b.example",
+        ] {
+            let refused = problem(&[
+                "--issuer=https://a.example/x",
+                &format!("--cors-allowed-origins={value}"),
+            ]);
+            assert!(
+                refused.contains("CORS_ALLOWED_ORIGINS") && refused.contains("one or the other"),
+                "{value}: {refused}"
+            );
+        }
+        for value in ["*", "https://a.example,https://b.example"] {
+            let args = [
+                "--issuer=https://a.example/x",
+                &format!("--cors-allowed-origins={value}"),
+            ];
+            assert!(Config::from_cli(cli(&args)).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn require_at_jwt_is_a_boolean_off_by_default() {
+        let issuer = "--issuer=https://a.example/x";
+        assert!(
+            !Config::from_cli(cli(&[issuer]))
+                .unwrap()
+                .auth
+                .require_at_jwt()
+        );
+        let on = Config::from_cli(cli(&[issuer, "--require-at-jwt=TRUE"])).unwrap();
+        assert!(on.auth.require_at_jwt());
+        let refused = problem(&[issuer, "--require-at-jwt=yes"]);
+        assert!(refused.contains("AUTH_REQUIRE_AT_JWT"), "{refused}");
     }
 }

@@ -25,6 +25,7 @@ mod token;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use api_guard::Algorithm;
 use api_guard::testing::{TestIssuer, TokenBuilder};
@@ -72,7 +73,8 @@ impl DevIssuer {
         })
     }
 
-    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves only the issuer routes there, with one worker,
+    /// Binds `addr` (e.g. `127.0.0.1:0`, a loopback address only: any other is refused with
+    /// [`std::io::ErrorKind::InvalidInput`] before anything is bound) and serves only the issuer routes there, with one worker,
     /// on the current actix system. The issuer is `http://{bound address}/oauth2/default` unless
     /// `configure` changes it. Returns once the socket is bound, so callers never poll.
     ///
@@ -85,7 +87,19 @@ impl DevIssuer {
         addr: &str,
         configure: impl FnOnce(&mut DevIssuerSettings),
     ) -> std::io::Result<(DevIssuer, actix_web::dev::ServerHandle)> {
-        let listener = std::net::TcpListener::bind(addr)?;
+        // Refused before binding, as `api-guard --dev` refuses a non-loopback BIND_ADDR: the
+        // issuer hands out tokens to anyone who knows the (default) client secret.
+        let addrs: Vec<std::net::SocketAddr> =
+            std::net::ToSocketAddrs::to_socket_addrs(addr)?.collect();
+        if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the development issuer binds only loopback addresses (127.0.0.1, [::1]), not {addr}"
+                ),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(&addrs[..])?;
         let mut settings =
             DevIssuerSettings::new(format!("http://{}/oauth2/default", listener.local_addr()?));
         configure(&mut settings);
@@ -112,7 +126,11 @@ impl DevIssuer {
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let data = web::Data::new(self.clone());
         let prefix = &self.inner.path_prefix;
-        let resource = |path: &str| web::resource(format!("{prefix}{path}")).app_data(data.clone());
+        let resource = |path: &str| {
+            web::resource(format!("{prefix}{path}"))
+                .app_data(data.clone())
+                .wrap(from_fn(crate::loopback::loopback_host_only))
+        };
         cfg.service(resource("/v1/token").route(web::post().to(token::token)))
             .service(resource("/v1/keys").route(web::get().to(metadata::keys)))
             .service(

@@ -89,20 +89,24 @@ impl TrustedProxies {
     }
 }
 
-/// The `for=` node of one `Forwarded` element (`for=192.0.2.1;proto=https`), if any.
+/// The `for=` node of one `Forwarded` element (`for=192.0.2.1;proto=https`), if it has
+/// exactly one (RFC 7239 §4: a parameter at most once per element). An element with two
+/// `for=` is malformed, so unreadable: else `for=unknown;for=192.0.2.9` would name an address
+/// its writer chose where the rule says the peer.
 fn forwarded_for(element: &str) -> Option<IpAddr> {
-    element.split(';').find_map(|pair| {
+    let mut nodes = element.split(';').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("for") {
-            return None;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        parse_node(value)
-    })
+        name.trim().eq_ignore_ascii_case("for").then_some(value)
+    });
+    let (Some(value), None) = (nodes.next(), nodes.next()) else {
+        return None;
+    };
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    parse_node(value)
 }
 
 /// An address as proxies write it: `192.0.2.1`, `2001:db8::1`, `[2001:db8::1]`, or either
@@ -210,5 +214,32 @@ mod tests {
         let trusted = TrustedProxies::default();
         let map = headers(&[("x-forwarded-for", "198.51.100.7")]);
         assert_eq!(trusted.client(ip("127.0.0.1"), &map), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_forwarded_element_with_two_for_parameters_is_unreadable() {
+        // Found by the `forwarded` fuzz target (fuzz/regressions/forwarded): the second `for=`
+        // was taken when the first did not parse.
+        let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        for value in [
+            "for=unknown;for=192.0.2.9",
+            "for=10.9.9:;for=192.0.2.9",
+            "for=192.0.2.8;for=192.0.2.9",
+            "For=10.9.9:;for=100.9.9.9",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::FORWARDED, HeaderValue::from_static(value));
+            assert_eq!(trusted.client(peer, &headers), peer, "{value}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::FORWARDED,
+            HeaderValue::from_static("for=192.0.2.9;proto=https"),
+        );
+        assert_eq!(
+            trusted.client(peer, &headers),
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -102,12 +102,17 @@ pub async fn log_request<B: MessageBody>(
         (_, None) => None,
     };
     let client = client.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-    let route = req.match_pattern();
     // Logged only when it is a well-formed W3C trace context; anything else is dropped.
     let trace = traceparent(req.headers());
+    // The route is the resource that served the request, read once it was routed (below).
+    // Should the service fail before answering, the pattern its decoded path matches is the
+    // best we know: the raw path would put `/api/who%61mi` under `unmatched`.
+    let unrouted = req.resource_map().match_pattern(req.match_info().as_str());
     let method = req.method().clone();
-    let path = req.path().to_owned();
-    let log = |status: StatusCode, error: Option<&actix_web::Error>| {
+    // The path is the client's text: bounded, like every outside value in a log line (the
+    // logger itself escapes control characters in text and JSON alike).
+    let path = bounded(req.path(), MAX_LOGGED_PATH);
+    let log = |route: Option<String>, status: StatusCode, error: Option<&actix_web::Error>| {
         let reason = error
             .and_then(|e| e.as_error::<AuthError>())
             .map(AuthError::reason_code);
@@ -150,7 +155,11 @@ pub async fn log_request<B: MessageBody>(
         Err(error) => {
             // actix turns the error into the response after us; log what it will send. (Only
             // middleware fails this way, e.g. a CORS refusal: handlers' errors are responses.)
-            log(error.as_response_error().status_code(), Some(&error));
+            log(
+                unrouted,
+                error.as_response_error().status_code(),
+                Some(&error),
+            );
             return Err(error);
         }
     };
@@ -164,7 +173,8 @@ pub async fn log_request<B: MessageBody>(
             .head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
-    log(response.status(), response.response().error());
+    let route = response.request().match_pattern().or(unrouted);
+    log(route, response.status(), response.response().error());
     Ok(response.map_body(|_, body| Counted { body, in_flight }))
 }
 
@@ -230,6 +240,22 @@ pub fn traceparent(headers: &actix_web::http::header::HeaderMap) -> Option<Strin
 }
 
 /// Printable ASCII of sensible length, so a caller cannot inject into logs.
+/// The most bytes of a request path the request log keeps.
+const MAX_LOGGED_PATH: usize = 1024;
+
+/// `text` if it has at most `max` bytes, else its first `max` bytes (at a character
+/// boundary), `…` and the full length.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &text[..end], text.len())
+}
+
 fn is_acceptable_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -300,6 +326,16 @@ mod tests {
             assert_eq!(parse(&[bad]), None, "{bad:?}");
         }
         assert_eq!(parse(&[good, good]), None, "two traceparent headers");
+    }
+
+    #[test]
+    fn a_logged_path_is_bounded() {
+        assert_eq!(bounded("/api/whoami", 1024), "/api/whoami");
+        let long = format!("/{}", "a".repeat(100_000));
+        let logged = bounded(&long, MAX_LOGGED_PATH);
+        assert!(logged.len() < MAX_LOGGED_PATH + 40, "{}", logged.len());
+        assert!(logged.ends_with("…(100001 bytes)"), "{}", &logged[1000..]);
+        assert_eq!(bounded("ééé", 3), "é…(6 bytes)");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cors;
 mod discovery;
 mod echo;
 mod forged;
+mod hardening;
 mod healthcheck;
 mod hello_whoami;
 mod helpers;

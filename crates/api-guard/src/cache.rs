@@ -374,3 +374,160 @@ mod tests {
         assert_eq!(cache.stats(), CacheStats::default());
     }
 }
+
+/// Properties of the cache over random sequences of inserts, lookups and key-set rotations,
+/// checked against a model: an entry is served exactly while its token is within
+/// `valid_from..exp` and the key that verified it is still the current set's key for it;
+/// never at or past `exp`, never after its key left the set (or was replaced), and only the
+/// claims of the very token looked up.
+#[cfg(test)]
+mod properties {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use crate::claims::Registered;
+
+    use super::*;
+
+    const KIDS: [&str; 2] = ["a", "b"];
+    const TOKENS: [&str; 3] = ["h.p0.s", "h.p1.s", "h.p2.s"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert {
+            token: usize,
+            kid: usize,
+            valid_from: u16,
+            lifetime: u16,
+            at: u16,
+        },
+        Get {
+            token: usize,
+            at: u16,
+        },
+        /// A new key set: per kid, absent or a key of one of three moduli.
+        Rotate([Option<u8>; 2]),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => (0..3usize, 0..2usize, 0..400u16, 0..400u16, 0..800u16).prop_map(
+                |(token, kid, valid_from, lifetime, at)| Op::Insert {
+                    token,
+                    kid,
+                    valid_from,
+                    lifetime,
+                    at
+                }
+            ),
+            3 => (0..3usize, 0..800u16).prop_map(|(token, at)| Op::Get { token, at }),
+            1 => prop::array::uniform2(prop::option::of(0..3u8)).prop_map(Op::Rotate),
+        ]
+    }
+
+    fn key_set(fills: [Option<u8>; 2], previous: Option<&KeySet>) -> KeySet {
+        let keys: Vec<_> = KIDS
+            .iter()
+            .zip(fills)
+            .filter_map(|(kid, fill)| {
+                let n = URL_SAFE_NO_PAD.encode(vec![0xC3 + 2 * fill?; 256]);
+                Some(json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"}))
+            })
+            .collect();
+        let mut set =
+            KeySet::from_json(json!({ "keys": keys }).to_string().as_bytes()).expect("a key set");
+        if let Some(previous) = previous {
+            set.keep_unchanged_from(previous);
+        }
+        set
+    }
+
+    /// What the model knows of a cached token: which generation of which key verified it.
+    #[derive(Debug, Clone, Copy)]
+    struct Record {
+        kid: usize,
+        generation: u64,
+        valid_from: f64,
+        expires_at: f64,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_cache_serves_exactly_what_the_model_allows(ops in prop::collection::vec(op(), 1..60)) {
+            let cache = TokenCache::new(1 << 20);
+            let mut fills = [Some(0u8), Some(0u8)];
+            let mut keys = key_set(fills, None);
+            // The generation of each kid's current key: a new key (or one that comes back
+            // after leaving) is a new generation.
+            let mut generations = [Some(1u64), Some(2u64)];
+            let mut next_generation = 3;
+            let mut model: [Option<Record>; 3] = [None; 3];
+            for op in ops {
+                match op {
+                    Op::Rotate(new) => {
+                        for kid in 0..2 {
+                            if new[kid] != fills[kid] || new[kid].is_none() {
+                                generations[kid] = new[kid].map(|_| {
+                                    next_generation += 1;
+                                    next_generation
+                                });
+                            }
+                        }
+                        fills = new;
+                        keys = key_set(fills, Some(&keys));
+                    }
+                    Op::Insert { token, kid, valid_from, lifetime, at } => {
+                        let Some(generation) = generations[kid] else { continue };
+                        let (valid_from, expires_at) =
+                            (f64::from(valid_from), f64::from(valid_from) + f64::from(lifetime) + 0.5);
+                        let claims = format!("{{\"token\":{token}}}");
+                        let verified = Verified {
+                            claims: AuthenticatedClaims::from_verified(&claims, &Registered::default()),
+                            key: Arc::clone(keys.get(KIDS[kid]).expect("the key is in the set")),
+                            kid: Some(KIDS[kid].into()),
+                            alg: Algorithm::RS256,
+                            expires_at,
+                            valid_from,
+                            claims_bytes: claims.len(),
+                        };
+                        cache.insert(TOKENS[token], verified, f64::from(at));
+                        if f64::from(at) < expires_at {
+                            model[token] = Some(Record { kid, generation, valid_from, expires_at });
+                        }
+                    }
+                    Op::Get { token, at } => {
+                        let now = f64::from(at);
+                        let served = cache.get(TOKENS[token], &keys, now);
+                        let allowed = model[token].filter(|r| {
+                            r.valid_from <= now
+                                && now < r.expires_at
+                                && generations[r.kid] == Some(r.generation)
+                        });
+                        match (&served, allowed) {
+                            (Some(claims), Some(record)) => {
+                                prop_assert!(now < record.expires_at, "served at or past exp");
+                                let own = format!("{{\"token\":{token}}}");
+                                prop_assert_eq!(claims.claims_json(), own.as_str());
+                            }
+                            (None, None) => model[token] = None,
+                            (Some(_), None) => prop_assert!(
+                                false,
+                                "served {} at {} though the model forbids it: {:?}, keys {:?}",
+                                TOKENS[token], now, model[token], generations
+                            ),
+                            (None, Some(record)) => prop_assert!(
+                                false,
+                                "refused {} at {} though servable: {:?}",
+                                TOKENS[token], now, record
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

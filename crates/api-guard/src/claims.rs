@@ -103,8 +103,9 @@ impl AuthenticatedClaims {
             }),
             Err(error) => {
                 log::debug!(
-                    "the verified claims do not fit {}: {error}",
-                    std::any::type_name::<T>()
+                    "the verified claims do not fit {}: {}",
+                    std::any::type_name::<T>(),
+                    crate::outside::quoted(&error.to_string())
                 );
                 Err(Error::from(Reason::BadClaim))
             }
@@ -239,6 +240,47 @@ pub(crate) enum Claim<'a> {
     },
     /// `null`, a boolean or an object.
     Other,
+}
+
+impl Registered<'_> {
+    /// Whether `sub`, `client_id`, `cid` and `scope` are each absent or a string.
+    pub(crate) fn identity_claims_are_strings(&self) -> bool {
+        [&self.sub, &self.client_id, &self.cid, &self.scope]
+            .into_iter()
+            .all(|claim| matches!(claim, None | Some(Claim::Str(_))))
+    }
+
+    /// Each claim read, with its string value when it was read as a string: for the
+    /// fuzz target's comparison with a full parse.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn strings(&self) -> Vec<(&'static str, Option<&str>)> {
+        let fields = [
+            ("iss", &self.iss),
+            ("aud", &self.aud),
+            ("exp", &self.exp),
+            ("nbf", &self.nbf),
+            ("iat", &self.iat),
+            ("sub", &self.sub),
+            ("client_id", &self.client_id),
+            ("cid", &self.cid),
+            ("scp", &self.scp),
+            ("scope", &self.scope),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, claim)| {
+                let claim = claim.as_ref()?;
+                Some((
+                    name,
+                    if let Claim::Str(s) = claim {
+                        Some(s.as_ref())
+                    } else {
+                        None
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 impl<'de> Deserialize<'de> for Registered<'de> {

@@ -24,7 +24,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthenticatedClaims<T> {
             log::error!(
                 "{} {} takes AuthenticatedClaims but no Guard is registered: add `.configure(api_guard::configure(guard))` to the App",
                 req.method(),
-                req.path()
+                crate::outside::quoted(req.path())
             );
             return Either::Left(ready(Err(Error::NotConfigured)));
         };

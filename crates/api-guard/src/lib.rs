@@ -55,9 +55,13 @@ mod cache;
 mod claims;
 mod error;
 mod extractor;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod jwks;
 mod middleware;
+mod outside;
 mod settings;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

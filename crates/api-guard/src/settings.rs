@@ -45,6 +45,7 @@ pub struct AuthSettings {
     token_cache_bytes: usize,
     /// PEM text of certificates trusted besides the built-in roots, for the key fetches.
     extra_root_certificates: Vec<u8>,
+    require_at_jwt: bool,
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -74,6 +75,7 @@ impl AuthSettings {
             refresh: RefreshPolicy::default(),
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
             extra_root_certificates: Vec::new(),
+            require_at_jwt: false,
         }
     }
 
@@ -202,6 +204,21 @@ impl AuthSettings {
     pub fn with_token_cache_bytes(mut self, bytes: usize) -> Self {
         self.token_cache_bytes = bytes;
         self
+    }
+
+    /// Strict RFC 9068 §2.1 typing: only tokens whose header says `typ: at+jwt` (or
+    /// `application/at+jwt`) are accepted; a token with another `typ`, `JWT` or none is
+    /// refused as the wrong type. Turn it on when your issuer types its access tokens (so an
+    /// ID token or another JWT signed with the same keys can never pass); Okta's tokens carry
+    /// no `typ`. Default: false (`at+jwt`, `JWT` or no `typ` accepted).
+    pub fn with_require_at_jwt(mut self, require: bool) -> Self {
+        self.require_at_jwt = require;
+        self
+    }
+
+    /// Whether only `typ: at+jwt` tokens are accepted.
+    pub fn require_at_jwt(&self) -> bool {
+        self.require_at_jwt
     }
 
     /// The issuer, exactly as tokens must carry it in `iss`.

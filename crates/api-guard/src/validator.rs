@@ -28,6 +28,7 @@ pub(crate) struct Validator {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway_secs: u64,
+    require_at_jwt: bool,
 }
 
 /// A token that passed every check, with what the token cache needs to know about it.
@@ -96,6 +97,7 @@ impl Validator {
             audiences: settings.audiences().to_vec(),
             algorithms: settings.algorithms().to_vec(),
             leeway_secs: settings.leeway().as_secs(),
+            require_at_jwt: settings.require_at_jwt(),
         }
     }
 
@@ -159,7 +161,12 @@ impl Validator {
         if unverified.crit {
             return Err(invalid(Reason::UnsupportedCritical));
         }
-        if !unverified.typ.as_deref().is_none_or(is_access_token_type) {
+        let typed = match unverified.typ.as_deref() {
+            None => !self.require_at_jwt,
+            Some(typ) if self.require_at_jwt => is_at_jwt(typ),
+            Some(typ) => is_access_token_type(typ),
+        };
+        if !typed {
             return Err(invalid(Reason::WrongType));
         }
 
@@ -191,6 +198,11 @@ impl Validator {
             // happens to be configured (RFC 8725 §3.12).
             if claims.id_token_claim {
                 return Err(invalid(Reason::WrongType));
+            }
+            // `sub`, `client_id`, `cid` and `scope` are strings when present: a `null` or a
+            // number is malformed, not absent (else a `null` client_id would fall back to cid).
+            if !claims.identity_claims_are_strings() {
+                return Err(invalid(Reason::BadClaim));
             }
             self.check_issuer(&claims)?;
             self.check_audience(&claims)?;
@@ -269,11 +281,20 @@ fn numeric_date(claim: &Option<Claim<'_>>) -> Result<Option<f64>, Error> {
 /// RFC 9068 §2.1 `at+jwt` (with or without the `application/` prefix), or the generic `JWT`
 /// that Auth0-style issuers write. Media types compare case-insensitively.
 fn is_access_token_type(typ: &str) -> bool {
-    let typ = match typ.get(..12) {
+    let typ = without_application_prefix(typ);
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("jwt")
+}
+
+/// RFC 9068 §2.1 `at+jwt` alone (with or without the `application/` prefix): the strict mode.
+fn is_at_jwt(typ: &str) -> bool {
+    without_application_prefix(typ).eq_ignore_ascii_case("at+jwt")
+}
+
+fn without_application_prefix(typ: &str) -> &str {
+    match typ.get(..12) {
         Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
         _ => typ,
-    };
-    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("jwt")
+    }
 }
 
 /// Decodes one unpadded base64url segment (RFC 7515 §2) and hands the bytes to `use_bytes`:

@@ -11,6 +11,7 @@ use url::Url;
 
 use super::keyset::KeySet;
 use super::policy;
+use crate::outside::quoted;
 use crate::url_rules::https_or_loopback;
 
 use rustls::pki_types::CertificateDer;
@@ -118,9 +119,9 @@ pub(crate) struct Fetched {
 
 /// What discovery learned from the issuer's metadata.
 #[derive(Debug, Clone)]
-struct Discovered {
-    jwks_uri: String,
-    token_endpoint: Option<String>,
+pub(crate) struct Discovered {
+    pub(crate) jwks_uri: String,
+    pub(crate) token_endpoint: Option<String>,
 }
 
 /// Fetches key sets; remembers the discovered metadata until a fetch from its `jwks_uri`
@@ -215,8 +216,11 @@ impl Fetcher {
                 Ok(found) => {
                     log::info!(
                         "discovered from {url}: jwks_uri {}, token_endpoint {}",
-                        found.jwks_uri,
-                        found.token_endpoint.as_deref().unwrap_or("(none usable)")
+                        quoted(&found.jwks_uri),
+                        found
+                            .token_endpoint
+                            .as_deref()
+                            .map_or_else(|| "(none usable)".to_owned(), quoted)
                     );
                     return Ok(found);
                 }
@@ -230,57 +234,8 @@ impl Fetcher {
     }
 
     async fn metadata(&self, url: &str, issuer: &str) -> Result<Discovered, String> {
-        #[derive(Deserialize)]
-        struct Metadata {
-            issuer: Option<String>,
-            jwks_uri: Option<String>,
-            token_endpoint: Option<String>,
-        }
         let (body, _) = self.get(url).await.map_err(|e| e.detail)?;
-        let metadata: Metadata = serde_json::from_slice(&body)
-            .map_err(|_| format!("{url} is not a JSON metadata document"))?;
-        // RFC 8414 §3.3: the issuer in the metadata must be identical to the one we expect.
-        match metadata.issuer.as_deref() {
-            Some(found) if found == issuer => {}
-            found => {
-                return Err(format!(
-                    "{url} names issuer {:?}, expected `{issuer}`",
-                    found
-                        .unwrap_or("(none)")
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ));
-            }
-        }
-        let jwks_uri = metadata
-            .jwks_uri
-            .ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
-        // OpenID Connect Discovery §3: https. Plain http only for an issuer that is itself
-        // on loopback (the development issuer), never as a way into the host's own services.
-        let issuer_is_local = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http");
-        let acceptable = |candidate: &str| {
-            Url::parse(candidate).is_ok_and(|parsed| {
-                parsed.scheme() == "https" || (issuer_is_local && https_or_loopback(&parsed))
-            })
-        };
-        if !acceptable(&jwks_uri) {
-            return Err(format!(
-                "{url}: `jwks_uri` {jwks_uri:?} is not an https URL"
-            ));
-        }
-        // Only named to clients (in /openapi.json), never fetched: an unusable one is dropped.
-        let token_endpoint = metadata.token_endpoint.filter(|endpoint| {
-            let ok = acceptable(endpoint);
-            if !ok {
-                log::warn!("{url}: ignoring `token_endpoint` {endpoint:?}: not an https URL");
-            }
-            ok
-        });
-        Ok(Discovered {
-            jwks_uri,
-            token_endpoint,
-        })
+        read_metadata(url, &body, issuer)
     }
 
     /// One GET, bounded as a whole: connect, headers and body within [`REQUEST_TIMEOUT`].
@@ -333,6 +288,72 @@ impl Fetcher {
     }
 }
 
+/// The longest `jwks_uri` or `token_endpoint` taken from metadata.
+const MAX_URL_CHARS: usize = 2048;
+
+/// Reads an issuer's metadata document (RFC 8414 §3.2) fetched from `url`: its `issuer` must
+/// be `issuer`, its `jwks_uri` https (or loopback for a loopback issuer). The URLs are kept
+/// as the URL parser writes them (percent-encoded, no control characters), and every value
+/// in a message is quoted and bounded: they came from the network.
+pub(crate) fn read_metadata(url: &str, body: &[u8], issuer: &str) -> Result<Discovered, String> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+        token_endpoint: Option<String>,
+    }
+    let metadata: Metadata = serde_json::from_slice(body)
+        .map_err(|_| format!("{url} is not a JSON metadata document"))?;
+    // RFC 8414 §3.3: the issuer in the metadata must be identical to the one we expect.
+    match metadata.issuer.as_deref() {
+        Some(found) if found == issuer => {}
+        found => {
+            return Err(format!(
+                "{url} names issuer {}, expected `{issuer}`",
+                quoted(found.unwrap_or("(none)"))
+            ));
+        }
+    }
+    let jwks_uri = metadata
+        .jwks_uri
+        .ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
+    // OpenID Connect Discovery §3: https. Plain http only for an issuer that is itself
+    // on loopback (the development issuer), never as a way into the host's own services.
+    let issuer_is_local = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http");
+    let acceptable = |candidate: &str| {
+        if candidate.chars().count() > MAX_URL_CHARS {
+            return None;
+        }
+        Url::parse(candidate)
+            .ok()
+            .filter(|parsed| {
+                parsed.scheme() == "https" || (issuer_is_local && https_or_loopback(parsed))
+            })
+            .map(String::from)
+    };
+    let Some(jwks_uri) = acceptable(&jwks_uri) else {
+        return Err(format!(
+            "{url}: `jwks_uri` {} is not an https URL of at most {MAX_URL_CHARS} characters",
+            quoted(&jwks_uri)
+        ));
+    };
+    // Only named to clients (in /openapi.json), never fetched: an unusable one is dropped.
+    let token_endpoint = metadata.token_endpoint.and_then(|endpoint| {
+        let usable = acceptable(&endpoint);
+        if usable.is_none() {
+            log::warn!(
+                "{url}: ignoring `token_endpoint` {}: not an https URL of at most {MAX_URL_CHARS} characters",
+                quoted(&endpoint)
+            );
+        }
+        usable
+    });
+    Ok(Discovered {
+        jwks_uri,
+        token_endpoint,
+    })
+}
+
 /// Where an issuer's metadata may be: Okta's and most servers' `{issuer}/.well-known/...`,
 /// then RFC 8414 §3.1's form with the well-known segment before the issuer's path.
 fn metadata_urls(issuer: &str) -> Vec<String> {
@@ -373,6 +394,51 @@ mod tests {
                 "https://tenant.example.com/.well-known/oauth-authorization-server",
                 "https://tenant.example.com/.well-known/openid-configuration",
             ]
+        );
+    }
+
+    #[test]
+    fn discovered_urls_reach_messages_escaped_and_bounded() {
+        let issuer = "https://issuer.example";
+        let forged = format!("https://x\nERROR forged {}", "y".repeat(50_000));
+        let document = |jwks_uri: &str, token_endpoint: &str| {
+            serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri, "token_endpoint": token_endpoint})
+                .to_string()
+        };
+        let why = read_metadata("u", document(&forged, "https://t").as_bytes(), issuer)
+            .expect_err("refused");
+        assert!(
+            !why.contains('\n') && why.len() < 600,
+            "{}",
+            &why[..200.min(why.len())]
+        );
+        let why = read_metadata(
+            "u",
+            document("http://host.example/\u{85}\n", "").as_bytes(),
+            issuer,
+        )
+        .expect_err("refused");
+        assert!(!why.contains('\n') && !why.contains('\u{85}'), "{why}");
+        let found = read_metadata("u", document("https://k/a b", &forged).as_bytes(), issuer)
+            .expect("a usable jwks_uri");
+        assert_eq!(
+            found.jwks_uri, "https://k/a%20b",
+            "kept as the URL parser writes it"
+        );
+        assert_eq!(
+            found.token_endpoint, None,
+            "an over-long endpoint is dropped"
+        );
+        let why = read_metadata(
+            "u",
+            serde_json::json!({"issuer": forged}).to_string().as_bytes(),
+            issuer,
+        )
+        .expect_err("wrong issuer");
+        assert!(
+            !why.contains('\n') && why.len() < 600,
+            "{}",
+            &why[..200.min(why.len())]
         );
     }
 }

@@ -16,9 +16,10 @@ use serde::Deserialize;
 
 use crate::Algorithm;
 use crate::error::Reason;
+use crate::outside::quoted;
 
 /// Most keys a set may hold; issuers publish a handful (Okta: two to four).
-const MAX_KEYS: usize = 64;
+pub(crate) const MAX_KEYS: usize = 64;
 /// RFC 7518 §3.3: RSA keys of 2048 bits or more; aws-lc verifies up to 8192.
 const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
@@ -113,8 +114,12 @@ impl KeySet {
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let document: Document = serde_json::from_slice(document)
-            .map_err(|e| format!("not a JWK set (an object with a `keys` array): {e}"))?;
+        let document: Document = serde_json::from_slice(document).map_err(|e| {
+            format!(
+                "not a JWK set (an object with a `keys` array): {}",
+                quoted(&e.to_string())
+            )
+        })?;
         let mut set = KeySet::default();
         for (index, jwk) in document.keys.into_iter().enumerate() {
             if set.len() == MAX_KEYS {
@@ -126,8 +131,8 @@ impl KeySet {
             match parse_jwk(jwk) {
                 Ok((Some(kid), key)) => match set.by_kid.entry(kid) {
                     Entry::Occupied(taken) => log::warn!(
-                        "JWKS: key #{index} repeats kid {:?}; keeping the first",
-                        taken.key()
+                        "JWKS: key #{index} repeats kid {}; keeping the first",
+                        quoted(taken.key())
                     ),
                     Entry::Vacant(free) => {
                         free.insert(Arc::new(key));
@@ -225,15 +230,14 @@ struct RawJwk {
 }
 
 fn parse_jwk(jwk: serde_json::Value) -> Result<(Option<String>, Key), String> {
-    let raw: RawJwk = serde_json::from_value(jwk).map_err(|e| format!("malformed JWK: {e}"))?;
+    // serde's message quotes the offending value: escaped and bounded like the rest.
+    let raw: RawJwk = serde_json::from_value(jwk)
+        .map_err(|e| format!("malformed JWK: {}", quoted(&e.to_string())))?;
     let kid = raw.kid.clone();
-    // Text from the network goes to logs quoted and short.
-    let name: String = format!("{:?}", kid.as_deref().unwrap_or("(no kid)"))
-        .chars()
-        .take(80)
-        .collect();
+    // Text from the network goes to logs quoted, escaped and short.
+    let name = quoted(kid.as_deref().unwrap_or("(no kid)"));
     if let Some(use_) = raw.use_.as_deref().filter(|u| *u != "sig") {
-        return Err(format!("{name} is for {use_:?}, not signatures"));
+        return Err(format!("{name} is for {}, not signatures", quoted(use_)));
     }
     if raw
         .key_ops
@@ -248,7 +252,7 @@ fn parse_jwk(jwk: serde_json::Value) -> Result<(Option<String>, Key), String> {
         Some(alg) => {
             let alg: Algorithm = alg
                 .parse()
-                .map_err(|_| format!("{name} has unsupported alg {alg:?}"))?;
+                .map_err(|_| format!("{name} has unsupported alg {}", quoted(alg)))?;
             if !kind.fits(alg) {
                 return Err(format!("{name} says alg `{alg:?}` but is a {kind:?} key"));
             }
@@ -296,8 +300,9 @@ fn kind_of(raw: &RawJwk) -> Result<KeyKind, String> {
         ("OKP", Some("Ed25519")) => Ok(KeyKind::Ed25519),
         ("oct", _) => Err("symmetric keys are never accepted".into()),
         (kty, crv) => Err(format!(
-            "unsupported key type `{kty}` / curve `{}`",
-            crv.unwrap_or("-")
+            "unsupported key type {} / curve {}",
+            quoted(kty),
+            quoted(crv.unwrap_or("-"))
         )),
     }
 }
@@ -482,5 +487,22 @@ mod tests {
         let set = parse(json!([rsa("a"), second]));
         assert_eq!(set.len(), 1);
         assert!(set.get("a").is_some_and(|k| k.alg.is_none()));
+    }
+
+    #[test]
+    fn text_from_the_key_set_reaches_messages_escaped_and_bounded() {
+        let forged = format!("RSA\nERROR forged record {}", "x".repeat(50_000));
+        for jwk in [
+            json!({"kty": forged, "kid": "k"}),
+            json!({"kty": "EC", "crv": forged, "kid": "k"}),
+            json!({"kty": "RSA", "use": forged, "kid": "k"}),
+            json!({"kty": "RSA", "alg": forged, "kid": "k"}),
+            json!({"kty": "RSA", "kid": forged, "use": "enc"}),
+            json!({"kty": ["RSA", forged], "kid": "k"}),
+        ] {
+            let why = parse_jwk(jwk).expect_err("an unusable key");
+            assert!(!why.contains('\n'), "{why}");
+            assert!(why.len() < 600, "{} bytes: {}", why.len(), &why[..200]);
+        }
     }
 }

@@ -18,11 +18,21 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, watch};
 
 pub use fetch::FetchOutcome;
+#[cfg(feature = "fuzzing")]
+pub(crate) use fetch::read_metadata;
 pub(crate) use fetch::{FetchError, Source};
+
+/// The most usable keys one key set holds.
+#[cfg(feature = "fuzzing")]
+pub(crate) const fn keyset_max_keys() -> usize {
+    keyset::MAX_KEYS
+}
 pub(crate) use keyset::{Key, KeySet};
 pub(crate) use policy::{OnDemand, RefreshPolicy};
 
 use fetch::{Fetched, Fetcher};
+
+use crate::outside::quoted;
 
 /// The longest a request waits for an on-demand fetch before answering with what it has.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -248,11 +258,12 @@ impl Shared {
         let next = match outcome {
             Ok(fetched) => {
                 let lifetime = self.policy.lifetime(fetched.max_age);
+                let kids: Vec<String> = fetched.keys.kids().into_iter().map(quoted).collect();
                 log::info!(
-                    "JWKS: loaded {} key(s) {:?} from {}; next refresh in {}s",
+                    "JWKS: loaded {} key(s) [{}] from {}; next refresh in {}s",
                     fetched.keys.len(),
-                    fetched.keys.kids(),
-                    fetched.uri,
+                    kids.join(", "),
+                    quoted(&fetched.uri),
                     (lifetime.mul_f64(0.9)).as_secs()
                 );
                 let mut keys = fetched.keys;

@@ -86,3 +86,64 @@ fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+mod property {
+    //! Over random sequences of tokens and guards: each guard's verdict is the one its own
+    //! settings give, whatever another guard (or the same one) cached before.
+
+    use api_guard::testing::TestIssuer;
+    use proptest::prelude::*;
+
+    const AUDIENCES: [&str; 3] = ["api://orders", "api://billing", "api://other"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn a_cached_token_is_never_served_to_settings_that_did_not_verify_it(
+            calls in prop::collection::vec((0..4usize, 0..3usize, any::<bool>()), 1..40)
+        ) {
+            let issuer = TestIssuer::new();
+            // Four guards: two audiences, each lenient and strict about `typ`.
+            let settings = [
+                (0usize, false),
+                (1, false),
+                (0, true),
+                (1, true),
+            ];
+            let guards: Vec<_> = settings
+                .iter()
+                .map(|&(aud, strict)| {
+                    issuer.guard_with(
+                        issuer
+                            .settings()
+                            .with_audiences([AUDIENCES[aud]])
+                            .with_require_at_jwt(strict),
+                    )
+                })
+                .collect();
+            let tokens: Vec<Vec<String>> = AUDIENCES
+                .iter()
+                .map(|aud| {
+                    vec![
+                        issuer.token().audience(*aud).mint(),
+                        issuer.token().audience(*aud).header("typ", "at+jwt").mint(),
+                    ]
+                })
+                .collect();
+            for (guard, aud, typed) in calls {
+                let (own_aud, strict) = settings[guard];
+                let token = &tokens[aud][usize::from(typed)];
+                let expected = aud == own_aud && (typed || !strict);
+                let verdict = guards[guard].verify(token);
+                prop_assert_eq!(
+                    verdict.is_ok(),
+                    expected,
+                    "guard {} (aud {}, strict {}) on a token for {} (typed {}): {:?}",
+                    guard, AUDIENCES[own_aud], strict, AUDIENCES[aud], typed,
+                    verdict.err().map(|e| e.reason_code())
+                );
+            }
+        }
+    }
+}

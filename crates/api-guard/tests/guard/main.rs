@@ -4,6 +4,7 @@
 
 mod cache_binding;
 mod extractor;
+mod hardening;
 mod scopes;
 
 use actix_web::dev::{Service, ServiceResponse};
