@@ -50,12 +50,7 @@ async fn exits_0_when_ready_and_1_once_the_drain_starts() {
 #[actix_web::test]
 async fn exits_1_while_no_signing_keys_are_loaded() {
     // An issuer that refuses connections: the service starts, not ready.
-    let reserved =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    reserved
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let closed_port = reserved.local_addr().unwrap().as_socket().unwrap().port();
+    let (_reserved, closed_port) = crate::helpers::refused_port();
     let app = spawn_app_with(|config| {
         config.auth = config
             .auth
@@ -71,12 +66,7 @@ async fn exits_1_while_no_signing_keys_are_loaded() {
 #[actix_web::test]
 async fn exits_1_when_nothing_listens_or_nothing_answers_within_2_s() {
     // Bound, not listening: the connection is refused.
-    let reserved =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    reserved
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let port = reserved.local_addr().unwrap().as_socket().unwrap().port();
+    let (_reserved, port) = crate::helpers::refused_port();
     let (code, out, _) = healthcheck(format!("0.0.0.0:{port}")).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("cannot connect"), "{out}");

@@ -247,3 +247,15 @@ pub async fn serve(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'st
     actix_web::rt::spawn(server);
     base
 }
+
+/// A loopback port bound but not listening: connections to it are refused, and no other test
+/// can take it while the returned socket lives.
+pub fn refused_port() -> (socket2::Socket, u16) {
+    let reserved =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    reserved
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = reserved.local_addr().unwrap().as_socket().unwrap().port();
+    (reserved, port)
+}

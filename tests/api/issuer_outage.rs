@@ -44,12 +44,7 @@ async fn with_the_issuer_down_at_start_protected_routes_answer_503_and_recover_b
 async fn with_nothing_listening_at_the_issuer_the_service_still_starts_and_serves_anonymous_routes()
 {
     // Bound but not listening: connections are refused, and no other test can take the port.
-    let reserved =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    reserved
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let closed_port = reserved.local_addr().unwrap().as_socket().unwrap().port();
+    let (_reserved, closed_port) = crate::helpers::refused_port();
     let app = spawn_app_with(|config| {
         config.auth = config
             .auth
