@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{binary_in, spawn_app, spawn_app_with, wait_at_most};
+use crate::helpers::{binary_in, spawn_app, wait_at_most};
 
 /// `BIND_ADDR={bind} api-guard healthcheck`: its exit code, stdout and how long it took.
 async fn healthcheck(bind: String) -> (Option<i32>, String, Duration) {
@@ -49,15 +49,7 @@ async fn exits_0_when_ready_and_1_once_the_drain_starts() {
 
 #[actix_web::test]
 async fn exits_1_while_no_signing_keys_are_loaded() {
-    // An issuer that refuses connections: the service starts, not ready.
-    let (_reserved, closed_port) = crate::helpers::refused_port();
-    let app = spawn_app_with(|config| {
-        config.auth = config
-            .auth
-            .clone()
-            .with_issuer(format!("http://127.0.0.1:{closed_port}/oauth2/default"));
-    })
-    .await;
+    let (app, _reserved) = crate::helpers::spawn_app_with_a_refusing_issuer().await;
     let (code, out, _) = healthcheck(format!("127.0.0.1:{}", app.app.port())).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("503"), "{out}");

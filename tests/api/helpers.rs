@@ -259,3 +259,17 @@ pub fn refused_port() -> (socket2::Socket, u16) {
     let port = reserved.local_addr().unwrap().as_socket().unwrap().port();
     (reserved, port)
 }
+
+/// The service trusting an issuer on a loopback port that refuses connections: it starts, and
+/// stays not ready. Keep the socket: while it lives no other test can take the port.
+pub async fn spawn_app_with_a_refusing_issuer() -> (TestApp, socket2::Socket) {
+    let (reserved, port) = refused_port();
+    let app = spawn_app_with(|config| {
+        config.auth = config
+            .auth
+            .clone()
+            .with_issuer(format!("http://127.0.0.1:{port}/oauth2/default"));
+    })
+    .await;
+    (app, reserved)
+}

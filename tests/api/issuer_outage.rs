@@ -7,7 +7,7 @@ use api_guard::Algorithm;
 use api_guard_server::dev_issuer::DevIssuer;
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_app, spawn_app_for, spawn_app_with};
+use crate::helpers::{eventually, spawn_app, spawn_app_for};
 
 #[actix_web::test]
 async fn with_the_issuer_down_at_start_protected_routes_answer_503_and_recover_by_themselves() {
@@ -43,15 +43,7 @@ async fn with_the_issuer_down_at_start_protected_routes_answer_503_and_recover_b
 #[actix_web::test]
 async fn with_nothing_listening_at_the_issuer_the_service_still_starts_and_serves_anonymous_routes()
 {
-    // Bound but not listening: connections are refused, and no other test can take the port.
-    let (_reserved, closed_port) = crate::helpers::refused_port();
-    let app = spawn_app_with(|config| {
-        config.auth = config
-            .auth
-            .clone()
-            .with_issuer(format!("http://127.0.0.1:{closed_port}/oauth2/default"));
-    })
-    .await;
+    let (app, _reserved) = crate::helpers::spawn_app_with_a_refusing_issuer().await;
     assert_eq!(app.get("/health/ready", &[]).await.status, 503);
     assert_eq!(app.get("/api/hello", &[]).await.status, 200);
     assert_eq!(app.whoami("a.b.c").await.status, 503);
