@@ -25,7 +25,7 @@ use crate::bearer;
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
-use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
+use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Outbound, Source};
 use crate::settings::{AuthSettings, SettingsError};
 use crate::validator::Validator;
 
@@ -76,8 +76,11 @@ impl Guard {
             },
         };
         // Checked by `validate` above: no error is left here.
-        let extra_roots = settings.extra_roots().unwrap_or_default();
-        let store = JwksStore::start(source, settings.refresh.clone(), extra_roots)
+        let outbound = Outbound {
+            extra_roots: settings.extra_roots().unwrap_or_default(),
+            proxy: settings.https_proxy(),
+        };
+        let store = JwksStore::start(source, settings.refresh.clone(), outbound)
             .map_err(GuardError::Thread)?;
         Ok(Guard::with_store(settings, store))
     }
