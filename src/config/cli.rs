@@ -141,7 +141,13 @@ pub struct Cli {
     /// An HTTP proxy for the issuer's metadata and keys over https, as curl reads it:
     /// `http://[user:password@]host[:port]` (port 1080 when absent), tunnelled with CONNECT.
     /// The lower-case `https_proxy` is read too, and wins, as with curl. Default: none, direct.
-    #[arg(long, env = "HTTPS_PROXY", value_name = "URL", help_heading = KEYS)]
+    #[arg(
+        long,
+        env = "HTTPS_PROXY",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = KEYS
+    )]
     pub https_proxy: Option<String>,
 
     /// Read as curl reads it: the lower-case name of HTTPS_PROXY.

@@ -348,3 +348,18 @@ fn help_entry(help: &str, variable: &str) -> Option<String> {
             .any(|(at, _)| matches!(entry.as_bytes().get(at + tag.len()), Some(b'=' | b']')))
     })
 }
+
+#[test]
+fn help_never_shows_the_proxy_credentials_of_the_environment() {
+    let outcome = run(
+        &[("HTTPS_PROXY", "http://ops:s3cret-pass@proxy.example:3128")],
+        &["--help"],
+    );
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    assert!(
+        outcome.stdout.contains("--https-proxy"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stdout.contains("s3cret"), "{}", outcome.stdout);
+}
