@@ -12,6 +12,7 @@ mod hardening;
 mod healthcheck;
 mod hello_whoami;
 mod helpers;
+mod introspection;
 mod issuer_outage;
 mod key_rotation;
 mod library;

@@ -25,6 +25,7 @@ use crate::bearer;
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
+use crate::introspection::{IntrospectionStats, Introspector};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
 use crate::settings::{AuthSettings, SettingsError};
 use crate::validator::Validator;
@@ -41,6 +42,8 @@ struct Inner {
     store: JwksStore,
     /// Filled by this guard's validator only: bound to these settings.
     cache: TokenCache,
+    /// `None` when introspection is off.
+    introspector: Option<Introspector>,
 }
 
 /// Why a [`Guard`] could not start.
@@ -60,6 +63,12 @@ pub(crate) enum Step {
     Done(Result<AuthenticatedClaims, Error>),
     /// The token names a `kid` we do not have: refetch, then validate again.
     NeedsKeys(String),
+    /// The token must be introspected and no answer is cached: call the endpoint. `local`
+    /// holds the claims of a JWT that passed the local checks; `None` for an opaque token.
+    NeedsIntrospection {
+        token: String,
+        local: Option<AuthenticatedClaims>,
+    },
 }
 
 impl Guard {
@@ -84,9 +93,14 @@ impl Guard {
 
     /// A guard over an existing key store (the test kit's, which never fetches).
     pub(crate) fn with_store(settings: AuthSettings, store: JwksStore) -> Guard {
+        let introspector = Introspector::new(
+            settings.introspection(),
+            settings.extra_roots().unwrap_or_default(),
+        );
         Guard(Arc::new(Inner {
             validator: Validator::new(&settings),
             cache: TokenCache::new(settings.token_cache_bytes()),
+            introspector,
             settings,
             store,
         }))
@@ -113,6 +127,11 @@ impl Guard {
         self.0.cache.stats()
     }
 
+    /// Introspection calls by outcome and answers reused; `None` when introspection is off.
+    pub fn introspection_stats(&self) -> Option<IntrospectionStats> {
+        self.0.introspector.as_ref().map(Introspector::stats)
+    }
+
     /// The settings this guard checks tokens against.
     pub fn settings(&self) -> &AuthSettings {
         &self.0.settings
@@ -120,33 +139,114 @@ impl Guard {
 
     /// Checks a bare token (no `Bearer ` prefix) against the keys loaded now, the settings
     /// and the scopes every route requires, using the token cache. Unlike the extractor, a
-    /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch.
+    /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch, and
+    /// a token that needs introspection is answered only from the introspection cache (else
+    /// 503 `introspection_unavailable`): [`Guard::check`] does both.
     pub fn verify(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        let Some(keys) = self.0.store.keys() else {
-            return Err(self.keys_unavailable());
-        };
-        self.validate(token, &keys)
-            .and_then(|claims| self.check_required_scopes(claims))
+        match self.authenticate_token(token) {
+            Step::Done(result) => result,
+            Step::NeedsKeys(_) => Err(Error::InvalidToken(Reason::UnknownKey)),
+            Step::NeedsIntrospection { .. } => Err(Error::IntrospectionUnavailable {
+                retry_after: std::time::Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// Checks a bare token (no `Bearer ` prefix) exactly as the extractor does: the token
+    /// cache, one key refetch for an unknown `kid`, introspection when configured, and the
+    /// scopes every route requires.
+    pub async fn check(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
+        self.finish(self.authenticate_token(token)).await
     }
 
     pub(crate) fn authenticate(&self, req: &HttpRequest) -> Step {
-        let token = match bearer::token_from(req.headers(), req.query_string()) {
-            Ok(token) => token,
-            Err(error) => return Step::Done(Err(error)),
-        };
+        match bearer::token_from(req.headers(), req.query_string()) {
+            Ok(token) => self.authenticate_token(token),
+            Err(error) => Step::Done(Err(error)),
+        }
+    }
+
+    /// The synchronous part: everything that needs no network.
+    fn authenticate_token(&self, token: &str) -> Step {
+        if let Some(introspector) = self.introspector_for_opaque(token) {
+            return match introspector.cached(token, None) {
+                Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+                None => Step::NeedsIntrospection {
+                    token: token.to_owned(),
+                    local: None,
+                },
+            };
+        }
         let Some(keys) = self.0.store.keys() else {
             return Step::Done(Err(self.keys_unavailable()));
         };
         match self.validate(token, &keys) {
             Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
-            result => Step::Done(result.and_then(|claims| self.check_required_scopes(claims))),
+            Ok(claims) => self.after_local_checks(token, claims),
+            Err(error) => Step::Done(Err(error)),
         }
     }
 
-    pub(crate) async fn authenticate_after_refetch(
-        self,
-        token: String,
+    /// The asynchronous part, for what [`Guard::authenticate`] could not finish.
+    pub(crate) async fn finish(&self, step: Step) -> Result<AuthenticatedClaims, Error> {
+        let (token, local) = match step {
+            Step::Done(result) => return result,
+            Step::NeedsKeys(token) => {
+                let claims = self.validate_after_refetch(&token).await?;
+                match self.after_local_checks(&token, claims) {
+                    Step::NeedsIntrospection { token, local } => (token, local),
+                    Step::Done(result) => return result,
+                    Step::NeedsKeys(_) => return Err(Error::InvalidToken(Reason::UnknownKey)),
+                }
+            }
+            Step::NeedsIntrospection { token, local } => (token, local),
+        };
+        let claims = self.introspect(&token, local).await?;
+        self.check_required_scopes(claims)
+    }
+
+    /// The introspector, if `token` is opaque and opaque tokens are introspected.
+    fn introspector_for_opaque(&self, token: &str) -> Option<&Introspector> {
+        self.0
+            .introspector
+            .as_ref()
+            .filter(|introspector| introspector.takes_opaque(token))
+    }
+
+    /// A JWT that passed the local checks: introspected too in `always` mode.
+    fn after_local_checks(&self, token: &str, claims: AuthenticatedClaims) -> Step {
+        let Some(introspector) = self
+            .0
+            .introspector
+            .as_ref()
+            .filter(|introspector| introspector.after_local_checks())
+        else {
+            return Step::Done(self.check_required_scopes(claims));
+        };
+        match introspector.cached(token, Some(&claims)) {
+            Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+            None => Step::NeedsIntrospection {
+                token: token.to_owned(),
+                local: Some(claims),
+            },
+        }
+    }
+
+    async fn introspect(
+        &self,
+        token: &str,
+        local: Option<AuthenticatedClaims>,
     ) -> Result<AuthenticatedClaims, Error> {
+        let Some(introspector) = &self.0.introspector else {
+            return local.ok_or(Error::InvalidToken(Reason::Malformed));
+        };
+        let discovered = self.0.store.introspection_endpoint();
+        introspector
+            .introspect(token, local, &self.0.validator, discovered)
+            .await
+    }
+
+    async fn validate_after_refetch(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
         let keys = self
             .0
             .store
@@ -155,11 +255,9 @@ impl Guard {
             .ok_or_else(|| self.keys_unavailable())?;
         // The token missed the cache a moment ago: validate it without a second lookup.
         let validator = &self.0.validator;
-        let claims = self
-            .0
+        self.0
             .cache
-            .verify_and_insert(&token, |now| validator.verify_at(&token, &keys, now))?;
-        self.check_required_scopes(claims)
+            .verify_and_insert(token, |now| validator.verify_at(token, &keys, now))
     }
 
     fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {

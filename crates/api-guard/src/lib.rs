@@ -59,6 +59,7 @@ mod extractor;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+mod introspection;
 mod jwks;
 mod middleware;
 mod outside;
@@ -73,6 +74,9 @@ pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};
+pub use introspection::{
+    Introspection, IntrospectionMode, IntrospectionOutcome, IntrospectionStats,
+};
 pub use jwks::{FetchOutcome, KeyStoreStatus};
 pub use middleware::{RequireScopes, RequireScopesService, require_token};
 pub use settings::{AuthSettings, SettingsError};

@@ -269,6 +269,32 @@ impl Validator {
     }
 }
 
+impl Validator {
+    /// Checks an active introspection answer's claims (RFC 7662 §2.2) as a token's would be
+    /// checked: `iss`, `aud`, then `exp`, `nbf` and `iat` at `now`. For an opaque token
+    /// (`required`) the answer is all there is, so `iss`, `aud` and `exp` must be present;
+    /// for a JWT, already checked locally, the answer's are checked when it has them.
+    /// Returns the answer's `exp`, if any.
+    pub(crate) fn check_introspected(
+        &self,
+        claims: &Registered<'_>,
+        now: u64,
+        required: bool,
+    ) -> Result<Option<f64>, Error> {
+        if required || claims.iss.is_some() {
+            self.check_issuer(claims)?;
+        }
+        if required || claims.aud.is_some() {
+            self.check_audience(claims)?;
+        }
+        if required || claims.exp.is_some() {
+            let (_, exp) = self.check_times(claims, now)?;
+            return Ok(Some(exp));
+        }
+        Ok(None)
+    }
+}
+
 /// RFC 7519 §2 NumericDate: a JSON number of seconds; anything else is a malformed claim.
 fn numeric_date(claim: &Option<Claim<'_>>) -> Result<Option<f64>, Error> {
     match claim {

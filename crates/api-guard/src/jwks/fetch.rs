@@ -115,6 +115,8 @@ pub(crate) struct Fetched {
     pub uri: String,
     /// The issuer's `token_endpoint`, when discovery found a usable one.
     pub token_endpoint: Option<String>,
+    /// The issuer's `introspection_endpoint` (RFC 8414 §2), when discovery found a usable one.
+    pub introspection_endpoint: Option<String>,
 }
 
 /// What discovery learned from the issuer's metadata.
@@ -122,6 +124,37 @@ pub(crate) struct Fetched {
 pub(crate) struct Discovered {
     pub(crate) jwks_uri: String,
     pub(crate) token_endpoint: Option<String>,
+    pub(crate) introspection_endpoint: Option<String>,
+}
+
+/// An HTTP client trusting the built-in roots and `extra_roots`, with a connect timeout,
+/// `timeout` per request, no redirects and api-guard's `User-Agent`: the key store's, and the
+/// introspection client's.
+pub(crate) fn http_client(
+    extra_roots: &[CertificateDer<'static>],
+    timeout: Duration,
+) -> awc::Client {
+    let mut connector = awc::Connector::new().timeout(CONNECT_TIMEOUT.min(timeout));
+    if !extra_roots.is_empty() {
+        // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
+        let mut roots: rustls::RootCertStore =
+            webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+        roots.add_parsable_certificates(extra_roots.iter().cloned());
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        connector = connector.rustls_0_23(std::sync::Arc::new(config));
+    }
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(timeout)
+        .disable_redirects()
+        .add_default_header((
+            header::USER_AGENT,
+            concat!("api-guard/", env!("CARGO_PKG_VERSION")),
+        ))
+        .finish()
 }
 
 /// Fetches key sets; remembers the discovered metadata until a fetch from its `jwks_uri`
@@ -136,27 +169,7 @@ impl Fetcher {
     /// A fetcher for `source`, with its own HTTP client, trusting the built-in roots and
     /// `extra_roots`.
     pub(crate) fn new(source: Source, extra_roots: Vec<CertificateDer<'static>>) -> Self {
-        let mut connector = awc::Connector::new().timeout(CONNECT_TIMEOUT);
-        if !extra_roots.is_empty() {
-            // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
-            let mut roots: rustls::RootCertStore =
-                webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
-            roots.add_parsable_certificates(extra_roots);
-            let mut config = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            connector = connector.rustls_0_23(std::sync::Arc::new(config));
-        }
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(REQUEST_TIMEOUT)
-            .disable_redirects()
-            .add_default_header((
-                header::USER_AGENT,
-                concat!("api-guard/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish();
+        let client = http_client(&extra_roots, REQUEST_TIMEOUT);
         Fetcher {
             client,
             source,
@@ -167,21 +180,27 @@ impl Fetcher {
     /// Fetches the key set, discovering its URL first if needed. The error is one line for
     /// the operator's log.
     pub(crate) async fn fetch(&mut self) -> Result<Fetched, FetchError> {
-        let (uri, token_endpoint) = match (&self.source, &self.discovered) {
-            (Source::Fixed { jwks_uri }, _) => (jwks_uri.clone(), None),
-            (Source::Discover { .. }, Some(found)) => {
-                (found.jwks_uri.clone(), found.token_endpoint.clone())
-            }
+        let found = match (&self.source, &self.discovered) {
+            (Source::Fixed { jwks_uri }, _) => Discovered {
+                jwks_uri: jwks_uri.clone(),
+                token_endpoint: None,
+                introspection_endpoint: None,
+            },
+            (Source::Discover { .. }, Some(found)) => found.clone(),
             (Source::Discover { issuer }, None) => {
                 let found = self.discover(&issuer.clone()).await?;
                 self.discovered = Some(found.clone());
-                (found.jwks_uri, found.token_endpoint)
+                found
             }
         };
-        let result = self.fetch_keys(&uri).await.map(|fetched| Fetched {
-            token_endpoint,
-            ..fetched
-        });
+        let result = self
+            .fetch_keys(&found.jwks_uri)
+            .await
+            .map(|fetched| Fetched {
+                token_endpoint: found.token_endpoint,
+                introspection_endpoint: found.introspection_endpoint,
+                ..fetched
+            });
         if result.is_err() {
             // The metadata may have moved the key set: discover again next time.
             self.discovered = None;
@@ -205,6 +224,7 @@ impl Fetcher {
             max_age,
             uri: uri.to_owned(),
             token_endpoint: None,
+            introspection_endpoint: None,
         })
     }
 
@@ -301,6 +321,7 @@ pub(crate) fn read_metadata(url: &str, body: &[u8], issuer: &str) -> Result<Disc
         issuer: Option<String>,
         jwks_uri: Option<String>,
         token_endpoint: Option<String>,
+        introspection_endpoint: Option<String>,
     }
     let metadata: Metadata = serde_json::from_slice(body)
         .map_err(|_| format!("{url} is not a JSON metadata document"))?;
@@ -337,20 +358,24 @@ pub(crate) fn read_metadata(url: &str, body: &[u8], issuer: &str) -> Result<Disc
             quoted(&jwks_uri)
         ));
     };
-    // Only named to clients (in /openapi.json), never fetched: an unusable one is dropped.
-    let token_endpoint = metadata.token_endpoint.and_then(|endpoint| {
-        let usable = acceptable(&endpoint);
-        if usable.is_none() {
-            log::warn!(
-                "{url}: ignoring `token_endpoint` {}: not an https URL of at most {MAX_URL_CHARS} characters",
-                quoted(&endpoint)
-            );
-        }
-        usable
-    });
+    // An unusable endpoint is dropped: the token endpoint is only named to clients (in
+    // /openapi.json); the introspection endpoint is called only when introspection is on.
+    let usable = |name: &str, endpoint: Option<String>| {
+        endpoint.and_then(|endpoint| {
+            let usable = acceptable(&endpoint);
+            if usable.is_none() {
+                log::warn!(
+                    "{url}: ignoring `{name}` {}: not an https URL of at most {MAX_URL_CHARS} characters",
+                    quoted(&endpoint)
+                );
+            }
+            usable
+        })
+    };
     Ok(Discovered {
         jwks_uri,
-        token_endpoint,
+        token_endpoint: usable("token_endpoint", metadata.token_endpoint),
+        introspection_endpoint: usable("introspection_endpoint", metadata.introspection_endpoint),
     })
 }
 

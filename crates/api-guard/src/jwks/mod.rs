@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 pub use fetch::FetchOutcome;
 #[cfg(feature = "fuzzing")]
 pub(crate) use fetch::read_metadata;
-pub(crate) use fetch::{FetchError, Source};
+pub(crate) use fetch::{FetchError, Source, http_client};
 
 /// The most usable keys one key set holds.
 #[cfg(feature = "fuzzing")]
@@ -51,6 +51,8 @@ struct Shared {
     keys: ArcSwapOption<KeySet>,
     /// The issuer's `token_endpoint`, kept from the last discovery that named one.
     token_endpoint: ArcSwapOption<String>,
+    /// The issuer's `introspection_endpoint`, kept from the last discovery that named one.
+    introspection_endpoint: ArcSwapOption<String>,
     state: Mutex<FetchState>,
     /// Counts completed fetch attempts (success or failure); askers wait for it to move.
     completed: watch::Sender<u64>,
@@ -104,6 +106,7 @@ impl JwksStore {
         let shared = Arc::new(Shared {
             keys: ArcSwapOption::empty(),
             token_endpoint: ArcSwapOption::empty(),
+            introspection_endpoint: ArcSwapOption::empty(),
             state: Mutex::new(FetchState {
                 in_flight: true,
                 ..FetchState::default()
@@ -131,6 +134,7 @@ impl JwksStore {
         let shared = Arc::new(Shared {
             keys: ArcSwapOption::new(Some(Arc::new(keys))),
             token_endpoint: ArcSwapOption::empty(),
+            introspection_endpoint: ArcSwapOption::empty(),
             state: Mutex::new(FetchState {
                 loaded_at: Some((Instant::now(), Duration::MAX)),
                 ..FetchState::default()
@@ -160,6 +164,12 @@ impl JwksStore {
     /// `None` before that, and always with a fixed `AUTH_JWKS_URI` (no discovery).
     pub(crate) fn token_endpoint(&self) -> Option<Arc<String>> {
         self.shared.token_endpoint.load_full()
+    }
+
+    /// The `introspection_endpoint` the issuer's metadata named, once discovery has
+    /// succeeded (RFC 8414 §2). `None` before that, and always with a fixed JWKS URL.
+    pub(crate) fn introspection_endpoint(&self) -> Option<Arc<String>> {
+        self.shared.introspection_endpoint.load_full()
     }
 
     /// Whether a key set is loaded: the readiness of the service.
@@ -275,6 +285,9 @@ impl Shared {
                 self.keys.store(Some(Arc::new(keys)));
                 if let Some(endpoint) = fetched.token_endpoint {
                     self.token_endpoint.store(Some(Arc::new(endpoint)));
+                }
+                if let Some(endpoint) = fetched.introspection_endpoint {
+                    self.introspection_endpoint.store(Some(Arc::new(endpoint)));
                 }
                 state.loaded_at = Some((now, lifetime));
                 state.consecutive_failures = 0;
