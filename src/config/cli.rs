@@ -409,12 +409,38 @@ pub struct Cli {
 }
 
 /// The subcommands: each does one thing and exits, instead of serving.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Probe GET /health/ready on BIND_ADDR's port over loopback (for 0.0.0.0 or [::]) and exit
     /// 0 on 200, 1 on anything else or no answer within 2 s. For Docker's and compose's
     /// HEALTHCHECK: the image has no shell or curl. Reads BIND_ADDR and nothing else.
     Healthcheck,
+    /// Why is my token refused? Run every check the service runs on TOKEN, with the same
+    /// settings (environment, .env, flags), discovery and keys, and print one line per check
+    /// with the values compared and, for a failure, what to change. Exit 0 valid, 1 refused,
+    /// 2 configuration or usage error (or the token could not be checked).
+    Explain(ExplainArgs),
+}
+
+/// The arguments of `api-guard explain`. Not printed by `Debug`: the token is a credential.
+#[derive(clap::Args, Clone, PartialEq, Eq)]
+pub struct ExplainArgs {
+    /// The access token (with or without `Bearer `), or `-` to read it from stdin, which keeps
+    /// it out of the shell history and the process list.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+    /// Print one JSON object instead of lines, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl std::fmt::Debug for ExplainArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExplainArgs")
+            .field("token", &"[redacted]")
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 impl Cli {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use api_guard::{AuthSettings, SettingsError};
 
-pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
+pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, ExplainArgs};
 
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{

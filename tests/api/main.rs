@@ -7,6 +7,7 @@ mod config_errors;
 mod cors;
 mod discovery;
 mod echo;
+mod explain;
 mod forged;
 mod hardening;
 mod healthcheck;

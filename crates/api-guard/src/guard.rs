@@ -28,7 +28,8 @@ use crate::error::{Error, Reason};
 use crate::introspection::{IntrospectionStats, Introspector};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
 use crate::settings::{AuthSettings, SettingsError};
-use crate::validator::Validator;
+use crate::trace::{Check, Detail, Explanation, Recorder, Trace};
+use crate::validator::{Validator, now};
 
 /// Everything the extractor needs: the settings and validator, the shared key store, and the
 /// verified-token cache. Cheap to clone; clones share everything. Build it once per process,
@@ -288,6 +289,136 @@ impl Guard {
             })
         }
     }
+}
+
+/// `Guard::explain`: the guard's own checks, each reported (see [`crate::trace`]).
+impl Guard {
+    /// Runs every check the guard runs on `token` (a bare token, no `Bearer ` prefix) and
+    /// reports each, in the order the guard runs them, with the values it compared: the
+    /// same validator, key store, introspection and scope check as the extractor, without
+    /// the verified-token cache. `result` is what the extractor answers for this token.
+    /// For tools (`api-guard explain`), not for the request path.
+    pub async fn explain(&self, token: &str) -> Explanation {
+        let now = now() as u64;
+        let mut recorder = Recorder::default();
+        let result = self.explain_into(token, now, &mut recorder).await;
+        Explanation {
+            checks: recorder.0,
+            result,
+            now,
+        }
+    }
+
+    async fn explain_into(
+        &self,
+        token: &str,
+        now: u64,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        // The extractor refuses a token outside RFC 6750's syntax before anything else.
+        if !bearer::is_b64token(token) {
+            let refused = Err(Error::InvalidRequest(Reason::MalformedHeader));
+            recorder.record(Check::Token, &refused, || Detail {
+                found: Some(format!("{} bytes, not an RFC 6750 b64token", token.len())),
+                expected: Some("letters, digits, - . _ ~ + / and = at the end only".into()),
+            });
+            return refused.map(|()| unreachable!("refused above"));
+        }
+        let local = if self.introspector_for_opaque(token).is_some() {
+            recorder.record(Check::Token, &Ok(()), || Detail {
+                found: Some(format!("{} bytes, not a JWT", token.len())),
+                expected: Some("a JWT, or an opaque token for introspection".into()),
+            });
+            None
+        } else {
+            let claims = self.explain_locally(token, now, recorder).await?;
+            if !self
+                .0
+                .introspector
+                .as_ref()
+                .is_some_and(Introspector::after_local_checks)
+            {
+                return self.explain_scopes(claims, recorder);
+            }
+            Some(claims)
+        };
+        let introspected = self.introspect(token, local).await;
+        recorder.record(Check::Introspection, &verdict(&introspected), || {
+            let found = match &introspected {
+                Ok(_) => "active: true",
+                Err(Error::InvalidToken(Reason::Inactive)) => "active: false",
+                Err(Error::IntrospectionUnavailable { .. }) => "no usable answer",
+                Err(_) => "active: true, with claims that fail the checks",
+            };
+            let endpoint = self.0.introspector.as_ref().and_then(|i| {
+                i.settings()
+                    .endpoint()
+                    .map(str::to_owned)
+                    .or_else(|| self.0.store.introspection_endpoint().map(|e| e.to_string()))
+            });
+            Detail::new(
+                Some(found.to_owned()),
+                format!(
+                    "active, at {}",
+                    endpoint.as_deref().unwrap_or("(no endpoint discovered)")
+                ),
+            )
+        });
+        self.explain_scopes(introspected?, recorder)
+    }
+
+    /// The validator's checks, with one refetch for an unknown `kid` as the extractor does.
+    async fn explain_locally(
+        &self,
+        token: &str,
+        now: u64,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let keys = match self.0.store.keys() {
+            Some(keys) => keys,
+            None => self.0.store.refetch().await.ok_or_else(|| {
+                let unavailable = self.keys_unavailable();
+                recorder.record(Check::Key, &Err(unavailable.clone()), || Detail {
+                    found: None,
+                    expected: Some(format!("the key set of {}", self.0.settings.issuer())),
+                });
+                unavailable
+            })?,
+        };
+        let mut attempt = Recorder::default();
+        let mut verified = self
+            .0
+            .validator
+            .verify_traced(token, &keys, now, &mut attempt);
+        if matches!(verified, Err(Error::InvalidToken(Reason::UnknownKey)))
+            && let Some(keys) = self.0.store.refetch().await
+        {
+            attempt = Recorder::default();
+            verified = self
+                .0
+                .validator
+                .verify_traced(token, &keys, now, &mut attempt);
+        }
+        recorder.0.extend(attempt.0);
+        verified.map(|verified| verified.claims)
+    }
+
+    fn explain_scopes(
+        &self,
+        claims: AuthenticatedClaims,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let granted = claims.scopes().join(" ");
+        let checked = self.check_required_scopes(claims);
+        recorder.record(Check::Scopes, &verdict(&checked), || {
+            Detail::new(Some(granted), self.0.settings.required_scopes().join(" "))
+        });
+        checked
+    }
+}
+
+fn verdict<T>(result: &Result<T, Error>) -> Result<(), Error> {
+    result.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
 impl std::fmt::Debug for Guard {

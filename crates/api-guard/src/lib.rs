@@ -66,6 +66,7 @@ mod outside;
 mod settings;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+mod trace;
 mod url_rules;
 mod validator;
 
@@ -80,4 +81,5 @@ pub use introspection::{
 pub use jwks::{FetchOutcome, KeyStoreStatus};
 pub use middleware::{RequireScopes, RequireScopesService, require_token};
 pub use settings::{AuthSettings, SettingsError};
+pub use trace::{Check, CheckReport, Explanation};
 pub use url_rules::is_https_or_loopback;

@@ -376,6 +376,11 @@ impl Introspector {
         self.settings.mode == IntrospectionMode::Always
     }
 
+    /// The settings, for reports.
+    pub(crate) fn settings(&self) -> &Introspection {
+        &self.settings
+    }
+
     /// The reusable answer for `token`, if there is one, applied to `local` (the claims the
     /// local checks gave a JWT; `None` for an opaque token). Never waits.
     pub(crate) fn cached(
