@@ -122,6 +122,14 @@ async fn an_opaque_token_of_the_development_issuer_is_accepted_with_the_answers_
         reply.body["error_description"],
         Reason::Inactive.description()
     );
+    // One over the validator's limit is refused as too large, without a call.
+    let calls = app.issuer.introspection_calls();
+    let reply = app.whoami(&"o".repeat(8 * 1024 + 1)).await;
+    assert_eq!(
+        reply.body["error_description"],
+        Reason::TooLarge.description()
+    );
+    assert_eq!(app.issuer.introspection_calls(), calls);
 }
 
 #[actix_web::test]

@@ -20,7 +20,7 @@ use crate::trace::{Check, Detail, NoTrace, Trace};
 use crate::{Algorithm, AuthSettings};
 
 /// Tokens longer than this are refused before any parsing. Okta's are about 1 KiB.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// What a valid token must satisfy. Built once, from the guard's settings.
 #[derive(Debug, Clone)]

@@ -45,7 +45,7 @@ use rustls::pki_types::CertificateDer;
 use crate::claims::{self, AuthenticatedClaims};
 use crate::error::{Error, Reason};
 use crate::outside::quoted;
-use crate::validator::{Validator, now};
+use crate::validator::{MAX_TOKEN_BYTES, Validator, now};
 
 /// The largest introspection answer read; Okta's are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -388,6 +388,9 @@ impl Introspector {
         token: &str,
         local: Option<&AuthenticatedClaims>,
     ) -> Option<Result<AuthenticatedClaims, Error>> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Some(Err(Error::InvalidToken(Reason::TooLarge)));
+        }
         let cached = self.cache.get(&digest(token))?;
         if cached.reuse_until <= now() {
             return None;
@@ -406,6 +409,10 @@ impl Introspector {
         validator: &Validator,
         discovered: Option<Arc<String>>,
     ) -> Result<AuthenticatedClaims, Error> {
+        // Refused as the validator refuses a JWT this size, without troubling the issuer.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::InvalidToken(Reason::TooLarge));
+        }
         let key = digest(token);
         // Bounded: a stale entry is removed once, then this request calls or waits.
         for _ in 0..3 {
