@@ -39,6 +39,9 @@
 //! - Your own claims: take `AuthenticatedClaims<MyClaims>` (see [`AuthenticatedClaims`]).
 //! - Scopes for a whole scope of routes: wrap it in [`RequireScopes`], or [`require_token`]
 //!   for any valid token.
+//! - Opaque or revocable tokens: [`AuthSettings::with_introspection`] (RFC 7662, see
+//!   [`Introspection`]).
+//! - Why a token is refused: [`Guard::explain`] reports every check with the values compared.
 //! - Tests without a network or an issuer: the `test-util` feature's `testing::TestIssuer`
 //!   mints tokens and hands out a guard that trusts them.
 //!
