@@ -126,9 +126,9 @@ impl DevIssuer {
         }
         let claims = match remembered.opaque.get(token) {
             Some(claims) => claims.clone(),
-            None => match self.inner.verifier.verify(token) {
-                Ok(claims) => Value::Object(claims.claims().clone()),
-                Err(_) => return inactive,
+            None => match self.inner.verifier.as_ref().map(|v| v.verify(token)) {
+                Some(Ok(claims)) => Value::Object(claims.claims().clone()),
+                _ => return inactive,
             },
         };
         drop(remembered);

@@ -51,7 +51,7 @@ struct Inner {
     jwks_fetches: AtomicU64,
     metadata_fetches: AtomicU64,
     /// Checks the JWTs sent to `/v1/introspect`, as a resource server would.
-    verifier: api_guard::Guard,
+    verifier: Option<api_guard::Guard>,
     remembered: RwLock<introspect::Remembered>,
     introspection_calls: AtomicU64,
 }
@@ -66,8 +66,13 @@ impl DevIssuer {
     pub fn new(settings: DevIssuerSettings) -> Result<Self, DevIssuerError> {
         let path_prefix = settings.validate()?;
         let keys = TestIssuer::for_issuer(settings.issuer.clone());
-        let verifier =
-            keys.guard_with(keys.settings().with_audiences([settings.audience.as_str()]));
+        // A guard needs an https or loopback issuer; an issuer it cannot verify for (the
+        // settings allow any http host) answers every JWT `active: false`.
+        let verifier_settings = keys.settings().with_audiences([settings.audience.as_str()]);
+        let verifier = verifier_settings
+            .validate()
+            .is_ok()
+            .then(|| keys.guard_with(verifier_settings));
         let inner = Inner {
             keys,
             verifier,

@@ -108,6 +108,14 @@ async fn an_opaque_token_of_the_development_issuer_is_accepted_with_the_answers_
     let reply = app.whoami(&token).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["client_id"], CLIENT_ID);
+    let refused = post_as_client(
+        &app,
+        "/v1/token",
+        "grant_type=client_credentials&token_format=sealed",
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"], "invalid_request");
     assert_eq!(reply.body["sub"], CLIENT_ID);
     assert_eq!(reply.body["scopes"], json!(["AccessAll"]));
     assert_eq!(reply.body["claims"]["active"], true);
