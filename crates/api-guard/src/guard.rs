@@ -442,3 +442,30 @@ pub fn configure(guard: Guard) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(guard);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestIssuer;
+    use crate::error::{Error, Reason};
+
+    #[actix_web::test]
+    async fn check_answers_as_the_extractor_does_for_a_bare_token() {
+        let issuer = TestIssuer::new();
+        let guard = issuer.guard_with(issuer.settings().with_required_scopes(["a"]));
+        let valid = issuer.token().scopes(["a"]).mint();
+        assert_eq!(
+            guard.check(&valid).await.map(|c| c.scopes().to_vec()),
+            Ok(vec!["a".to_owned()])
+        );
+        let unknown = issuer.token().unknown_key().mint();
+        assert_eq!(
+            guard.check(&unknown).await.err(),
+            Some(Error::InvalidToken(Reason::UnknownKey))
+        );
+        let no_scope = issuer.token().mint();
+        assert!(matches!(
+            guard.check(&no_scope).await,
+            Err(Error::InsufficientScope { .. })
+        ));
+    }
+}
