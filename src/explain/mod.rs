@@ -40,6 +40,8 @@ pub async fn run(cli: Cli, args: ExplainArgs) -> ExitCode {
     };
     guard.first_load().await;
     let explanation = guard.explain(&token).await;
+    // The warnings (why introspection failed) before the report they explain.
+    log::logger().flush();
     let report = report::Report::new(&guard, &explanation);
     if args.json {
         println!("{}", report.json());

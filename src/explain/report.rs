@@ -344,7 +344,7 @@ fn fix(name: &str, error: &AuthError, found: &str, expected: &str, now: u64) -> 
         ("nbf", "not_yet_valid") | ("iat", "issued_in_future") => format!("the token's {name} is {}: the clocks of this host and the issuer disagree (check NTP), or wait", relative(found, now)),
         (_, "bad_claim") => format!("`{name}` has the wrong JSON type (`{found}`): the issuer's token is malformed"),
         ("introspection", "inactive") => "the issuer says the token is not active: it was revoked or has expired; get a new token".into(),
-        ("introspection", "introspection_unavailable") => "the introspection endpoint gave no usable answer (the warning above says why): check AUTH_INTROSPECTION_URL, AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET".into(),
+        ("introspection", "introspection_unavailable") => "the introspection endpoint gave no usable answer (the warning on stderr says why): check AUTH_INTROSPECTION_URL, AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET".into(),
         ("introspection", reason) => format!("the introspection answer's claims fail a check ({reason}): {}", error.description()),
         ("scopes", _) => format!("the token grants `{found}`, AUTH_REQUIRED_SCOPES needs `{expected}`: request the token with scope={expected}, or change AUTH_REQUIRED_SCOPES"),
         _ => error.description().to_owned(),

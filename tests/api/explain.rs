@@ -256,6 +256,13 @@ async fn explain_introspects_an_opaque_token_and_reports_a_revoked_one() {
         "{verdicts:?}"
     );
     assert!(verdicts.contains(&("signature", "skipped")), "{verdicts:?}");
+    // A wrong secret: not checkable (2), and the warning says why without the secret.
+    let mut wrong = env;
+    wrong[3].1 = "wrong-secret-Jq8";
+    let run = explain(&wrong, &[&token], "");
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("status 401"), "{}", run.stderr);
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("wrong-secret-Jq8"));
     app.issuer.revoke(&token);
     let run = explain(&env, &["--json", &token], "");
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);

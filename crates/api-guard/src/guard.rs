@@ -445,8 +445,8 @@ pub fn configure(guard: Guard) -> impl FnOnce(&mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::TestIssuer;
     use crate::error::{Error, Reason};
+    use crate::testing::TestIssuer;
 
     #[actix_web::test]
     async fn check_answers_as_the_extractor_does_for_a_bare_token() {
