@@ -30,8 +30,20 @@ impl Run {
 /// input; at most 20 s.
 fn explain(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = binary_in(dir.path())
+    run_in(dir.path(), env, &[], args, stdin)
+}
+
+/// `api-guard FLAGS explain ARGS` in `dir` (which may hold a `.env`).
+fn run_in(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    flags: &[&str],
+    args: &[&str],
+    stdin: &str,
+) -> Run {
+    let mut child = binary_in(dir)
         .envs(env.iter().copied())
+        .args(flags)
         .arg("explain")
         .args(args)
         .stdin(Stdio::piped())
@@ -270,4 +282,33 @@ async fn explain_introspects_an_opaque_token_and_reports_a_revoked_one() {
         run.json()["error_description"],
         Reason::Inactive.description()
     );
+}
+
+#[actix_web::test]
+async fn explain_reads_the_settings_from_dotenv_the_environment_and_flags() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("AUTH_ISSUER={}\n", app.issuer.issuer()),
+    )
+    .unwrap();
+    let token = app.token();
+    let from_dotenv = run_in(dir.path(), &[], &[], &[&token], "");
+    assert_eq!(
+        from_dotenv.code,
+        Some(0),
+        "{}{}",
+        from_dotenv.stdout,
+        from_dotenv.stderr
+    );
+    let with_flag = run_in(
+        dir.path(),
+        &[("AUTH_REQUIRED_SCOPES", "AccessAll")],
+        &["--audience", "api://orders"],
+        &["--json", &token],
+        "",
+    );
+    assert_eq!(with_flag.code, Some(1));
+    assert_eq!(with_flag.json()["reason"], "wrong_audience");
 }
