@@ -423,6 +423,30 @@ mod tests {
     }
 
     #[test]
+    fn the_introspection_endpoint_is_kept_when_usable_and_dropped_when_not() {
+        let issuer = "https://issuer.example";
+        let document = |endpoint: &str| {
+            serde_json::json!({
+                "issuer": issuer,
+                "jwks_uri": "https://issuer.example/keys",
+                "introspection_endpoint": endpoint,
+            })
+            .to_string()
+        };
+        let read = |endpoint| {
+            read_metadata("u", document(endpoint).as_bytes(), issuer)
+                .expect("usable metadata")
+                .introspection_endpoint
+        };
+        assert_eq!(
+            read("https://issuer.example/v1/introspect").as_deref(),
+            Some("https://issuer.example/v1/introspect")
+        );
+        assert_eq!(read("http://elsewhere.example/introspect"), None);
+        assert_eq!(read("not a url"), None);
+    }
+
+    #[test]
     fn discovered_urls_reach_messages_escaped_and_bounded() {
         let issuer = "https://issuer.example";
         let forged = format!("https://x\nERROR forged {}", "y".repeat(50_000));
