@@ -8,6 +8,7 @@ mod cors;
 mod discovery;
 mod echo;
 mod forged;
+mod gateway;
 mod hardening;
 mod healthcheck;
 mod hello_whoami;

@@ -1,0 +1,7 @@
+//! The gateway: the reverse proxy (`UPSTREAM_URL`) in front of a tiny upstream that echoes
+//! what it received, and forward-auth (`/auth/verify`).
+
+mod forward_auth;
+mod proxy;
+mod streaming;
+mod upstream;
