@@ -1,6 +1,6 @@
 //! The step the proxy and forward-auth share: normalise the path, ask the policy, and for a
 //! protected rule check the token and its scopes with the library's guard, exactly as its
-//! `RequireScopes` middleware does.
+//! `RequireScopes` middleware does. The upstream gets exactly the path the policy matched.
 
 use actix_web::dev::Payload;
 use actix_web::http::Method;
@@ -20,18 +20,21 @@ pub(super) enum Allowed {
     Authenticated(Identity),
 }
 
-/// Decides on `method` and the raw `path` (no query) of `req`. The token is read from `req`'s
-/// own headers. Returns the normalised path with the decision: the upstream gets exactly the
-/// path the policy matched.
+/// The path the policy matches and the upstream receives, or 400.
+pub(super) fn normalized(raw_path: &str) -> Result<String, Error> {
+    path::normalize(raw_path).map_err(Error::BadPath)
+}
+
+/// Decides on `method` and the `normalized` path for `req`, whose own headers carry the
+/// token.
 pub(super) async fn authorize(
     policy: &Policy,
     req: &HttpRequest,
     method: &Method,
-    raw_path: &str,
-) -> Result<(String, Allowed), actix_web::Error> {
-    let normalized = path::normalize(raw_path).map_err(Error::BadPath)?;
-    let scopes = match policy.decide(method, &normalized) {
-        Access::Anonymous => return Ok((normalized, Allowed::Anonymous)),
+    normalized: &str,
+) -> Result<Allowed, actix_web::Error> {
+    let scopes = match policy.decide(method, normalized) {
+        Access::Anonymous => return Ok(Allowed::Anonymous),
         Access::Deny => return Err(Error::Denied.into()),
         Access::Authenticated { scopes } => scopes,
     };
@@ -45,6 +48,5 @@ pub(super) async fn authorize(
         }
         .into());
     }
-    let identity = Identity::of(&claims)?;
-    Ok((normalized, Allowed::Authenticated(identity)))
+    Ok(Allowed::Authenticated(Identity::of(&claims)?))
 }

@@ -54,7 +54,8 @@ impl Identity {
         })
     }
 
-    /// Sets the headers in `headers` (replacing any of the same name).
+    /// Sets the headers in `headers` (replacing any of the same name); a claim the token
+    /// lacks removes its header.
     pub(super) fn write(&self, headers: &mut HeaderMap) {
         for (name, value) in [
             (SUBJECT, &self.subject),
@@ -68,6 +69,24 @@ impl Identity {
         }
         headers.insert(SCOPES, self.scopes.clone());
     }
+}
+
+/// Sets all four headers in `headers`: `identity`'s values, and empty ones for a claim it
+/// lacks or for no identity at all (an anonymous rule). For forward-auth: a front proxy that
+/// copies these headers then always finds them, and overwrites the client's own (Caddy 2.6's
+/// `copy_headers` copies its placeholder text for a header that is missing).
+pub(super) fn write_all(identity: Option<&Identity>, headers: &mut HeaderMap) {
+    let empty = HeaderValue::from_static("");
+    let value = |field: Option<&Option<HeaderValue>>| {
+        field
+            .and_then(Option::clone)
+            .unwrap_or_else(|| empty.clone())
+    };
+    headers.insert(SUBJECT, value(identity.map(|i| &i.subject)));
+    headers.insert(CLIENT_ID, value(identity.map(|i| &i.client_id)));
+    headers.insert(ISSUER, value(identity.map(|i| &i.issuer)));
+    let scopes = identity.map_or_else(|| empty.clone(), |i| i.scopes.clone());
+    headers.insert(SCOPES, scopes);
 }
 
 fn refused(claim: &str) -> AuthError {

@@ -11,7 +11,7 @@ use actix_web::http::{StatusCode, Uri};
 use actix_web::{HttpRequest, HttpResponse, web};
 use awc::error::{ConnectError, SendRequestError};
 
-use super::access::{Allowed, authorize};
+use super::access::{Allowed, authorize, normalized};
 use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Error;
 use super::headers::{Forwarding, passes_back, to_upstream};
@@ -55,7 +55,8 @@ pub(super) async fn proxy(
         return Ok(HttpResponse::InternalServerError().finish());
     };
     let settings = &upstream.settings;
-    let (path, allowed) = authorize(&gateway.0.policy, &req, req.method(), req.path()).await?;
+    let path = normalized(req.path())?;
+    let allowed = authorize(&gateway.0.policy, &req, req.method(), &path).await?;
     if is_websocket(&req) {
         return Err(Error::NotImplemented(
             "WebSocket upgrades are not proxied by this gateway; call the API over plain HTTP",

@@ -8,14 +8,20 @@
 //! `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik, Caddy), believed only from a peer in
 //! `TRUSTED_PROXIES`; from anyone else they are ignored and the request's own method and
 //! path are decided. The token is the `Authorization` header the front proxy passes along.
+//!
+//! A 200 always carries the four identity headers, empty on an anonymous rule (and for a
+//! claim the token lacks), so a front proxy that copies them overwrites a client's own.
 
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+
+use crate::routes::resource_metadata::ResourcePath;
 
 use super::Gateway;
-use super::access::{Allowed, authorize};
+use super::access::{Allowed, authorize, normalized};
 use super::error::Error;
+use super::identity;
 
 const ORIGINAL_METHOD: [HeaderName; 2] = [
     HeaderName::from_static("x-original-method"),
@@ -41,15 +47,22 @@ pub(super) async fn verify(req: HttpRequest) -> Result<HttpResponse, actix_web::
         (None, None)
     };
     let method = method.unwrap_or_else(|| req.method().clone());
-    let path = path.unwrap_or_else(|| req.path().to_owned());
-    let (_, allowed) = authorize(&gateway.0.policy, &req, &method, &path).await?;
+    let described = path.is_some();
+    let path = normalized(path.as_deref().unwrap_or(req.path()))?;
+    if described {
+        // A challenge names the metadata of the resource the client asked for.
+        req.extensions_mut().insert(ResourcePath(path.clone()));
+    }
+    let allowed = authorize(&gateway.0.policy, &req, &method, &path).await?;
     let mut response = HttpResponse::Ok();
     // A front proxy may cache this answer only if told to; say it must not.
     response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
     let mut response = response.finish();
-    if let Allowed::Authenticated(identity) = allowed {
-        identity.write(response.headers_mut());
-    }
+    let identity = match &allowed {
+        Allowed::Authenticated(identity) => Some(identity),
+        Allowed::Anonymous => None,
+    };
+    identity::write_all(identity, response.headers_mut());
     Ok(response)
 }
 

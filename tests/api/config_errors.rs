@@ -136,6 +136,11 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("the issuer only in express-openid-connect's ISSUER_BASE_URL", &[("ISSUER_BASE_URL", VALID_ISSUER), port_0], &[], &["no issuer configured", "ISSUER_BASE_URL is set", "set AUTH_ISSUER"]),
         ("a CA file that does not exist", &[issuer, ("AUTH_CA_FILE", "no-such-ca.pem"), port_0], &[], &["AUTH_CA_FILE", "no-such-ca.pem", "cannot read"]),
         ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
+        ("an upstream URL with a path", &[issuer, ("UPSTREAM_URL", "http://127.0.0.1:3000/api"), port_0], &[], &["UPSTREAM_URL", "has a path"]),
+        ("an upstream that is not http", &[issuer, ("UPSTREAM_URL", "127.0.0.1:3000"), port_0], &[], &["UPSTREAM_URL", "http://"]),
+        ("a zero body limit", &[issuer, ("UPSTREAM_MAX_BODY_BYTES", "0"), port_0], &[], &["UPSTREAM_MAX_BODY_BYTES", "`0`"]),
+        ("a non-boolean token forwarding", &[issuer, ("UPSTREAM_FORWARD_TOKEN", "yes"), port_0], &[], &["UPSTREAM_FORWARD_TOKEN", "`yes`"]),
+        ("a zero upstream timeout", &[issuer, ("UPSTREAM_TIMEOUT_SECS", "0"), port_0], &[], &["UPSTREAM_TIMEOUT_SECS", "`0`"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -257,6 +262,12 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("KEEP_ALIVE_SECS", Some("[default: 75]")),
         ("TRUSTED_PROXIES", Some("Default: none")),
         ("METRICS_ADDR", Some("Default: /metrics on BIND_ADDR")),
+        ("UPSTREAM_URL", Some("Default: unset")),
+        ("UPSTREAM_FORWARD_TOKEN", Some("[default: false]")),
+        ("UPSTREAM_PRESERVE_HOST", Some("[default: false]")),
+        ("UPSTREAM_CONNECT_TIMEOUT_SECS", Some("[default: 5]")),
+        ("UPSTREAM_TIMEOUT_SECS", Some("[default: 60]")),
+        ("UPSTREAM_MAX_BODY_BYTES", Some("[default: 67108864]")),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)
@@ -280,6 +291,7 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
         ("Issuer and tokens:", "AUTH_ISSUER"),
         ("Key store:", "AUTH_CA_FILE"),
         ("Server:", "BIND_ADDR"),
+        ("Gateway:", "UPSTREAM_URL"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
         ("Development:", "DEV_CLIENT_SECRET"),

@@ -3,7 +3,9 @@
 use api_guard_server::telemetry::TrustedProxies;
 
 use super::upstream::{echo_upstream, spawn_gateway};
-use crate::helpers::{client, read, spawn_app_with, spawn_app_with_a_refusing_issuer};
+use crate::helpers::{
+    client, read, resource_metadata_url, spawn_app_with, spawn_app_with_a_refusing_issuer,
+};
 
 #[actix_web::test]
 async fn a_valid_token_gets_200_with_the_identity_headers() {
@@ -113,6 +115,12 @@ async fn the_original_request_is_believed_only_from_trusted_proxies() {
         )
         .await;
     assert_eq!(good.status, 200, "{}", good.body);
+    // The challenge names the metadata of the resource the client asked for.
+    let mut refused = trusted
+        .get("/auth/verify", &[("X-Forwarded-Uri", "/orders/7?page=2")])
+        .await;
+    refused.resource_metadata = Some(resource_metadata_url(&trusted.address, "/orders/7"));
+    refused.assert_auth_error(401, "unauthorized", "the described request, no token");
 }
 
 #[actix_web::test]

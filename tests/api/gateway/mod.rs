@@ -5,3 +5,4 @@ mod forward_auth;
 mod proxy;
 mod streaming;
 mod upstream;
+// To enable after the route-policy merge (it needs AUTH_POLICY_FILE): `mod policy_rules;`.
