@@ -429,3 +429,32 @@ async fn bodies_over_the_limit_get_413_whether_declared_or_chunked() {
         Err(error) => panic!("no answer to a chunked body over the limit: {error}"),
     }
 }
+
+#[actix_web::test]
+async fn a_head_request_gets_the_upstreams_length_and_no_body() {
+    let upstream = echo_upstream().await;
+    let app = spawn_gateway(&upstream.origin, |_, _| {}).await;
+    let token = app.token();
+    let request = format!(
+        "HEAD /orders HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, head, body) = raw_request(app.app.addr(), &request);
+    assert_eq!(status, 200, "{head}");
+    let length = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    assert!(
+        length.is_some_and(|n| n > 0),
+        "the upstream's length is kept: {head}"
+    );
+    assert!(
+        body.is_empty(),
+        "no body after a HEAD: {} bytes",
+        body.len()
+    );
+}
