@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use actix_web::HttpMessage;
 use actix_web::body::BodySize;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{StatusCode, Uri};
 use actix_web::{HttpRequest, HttpResponse, web};
 use awc::error::{ConnectError, SendRequestError};
@@ -16,6 +17,7 @@ use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Error;
 use super::headers::{Forwarding, passes_back, to_upstream};
 use super::{Gateway, UPSTREAM_CONNECTIONS, UPSTREAM_IDLE, UpstreamSettings};
+use crate::telemetry::{REQUEST_ID, RequestId};
 
 /// One worker's way to the upstream: its own client (awc's is not `Send`) and the settings.
 #[derive(Clone)]
@@ -74,6 +76,12 @@ pub(super) async fn proxy(
         preserve_host: settings.preserve_host,
     };
     to_upstream(req.headers(), &forwarding, request.headers_mut());
+    // One id in both logs: the caller's when it sent an acceptable one, else api-guard's.
+    if let Some(id) = req.extensions().get::<RequestId>()
+        && let Ok(value) = HeaderValue::from_str(&id.0)
+    {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
     if let Allowed::Authenticated(identity) = &allowed {
         identity.write(request.headers_mut());
     }

@@ -458,3 +458,42 @@ async fn a_head_request_gets_the_upstreams_length_and_no_body() {
         body.len()
     );
 }
+
+#[actix_web::test]
+async fn an_upstream_that_accepts_no_connection_gives_504_after_the_connect_timeout() {
+    // A listener with a backlog of one that never accepts, filled by one connection: the
+    // kernel drops further connection requests, so connecting waits until the timeout.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let filler: Vec<_> = (0..4)
+        .filter_map(|_| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+            socket.set_nonblocking(true).ok()?;
+            let _ = socket.connect(&addr.into());
+            Some(socket)
+        })
+        .collect();
+    let app = spawn_gateway(&format!("http://{addr}"), |settings, _| {
+        settings.connect_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.token();
+    let started = std::time::Instant::now();
+    let reply = app
+        .get("/x", &[("Authorization", &format!("Bearer {token}"))])
+        .await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(reply.body["error"], "gateway_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(filler);
+}
