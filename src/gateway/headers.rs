@@ -4,6 +4,7 @@
 //! saw, extended only from `TRUSTED_PROXIES`, and the identity headers are never taken
 //! from the client.
 
+use std::fmt::Write;
 use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -87,16 +88,20 @@ pub(super) fn to_upstream(incoming: &HeaderMap, forwarding: &Forwarding<'_>, out
             out.append(name.clone(), value.clone());
         }
     }
-    let peer = forwarding.peer.map(|ip| ip.to_canonical().to_string());
-    let earlier = trusted
+    // What a trusted proxy sent, then the peer: one string, written once.
+    let mut xff = trusted
         .then(|| joined(incoming, &X_FORWARDED_FOR))
-        .flatten();
-    let xff = match (earlier, peer) {
-        (Some(earlier), Some(peer)) => Some(format!("{earlier}, {peer}")),
-        (Some(earlier), None) => Some(earlier),
-        (None, peer) => peer,
-    };
-    if let Some(value) = xff.and_then(|v| HeaderValue::try_from(v).ok()) {
+        .flatten()
+        .unwrap_or_default();
+    if let Some(peer) = forwarding.peer {
+        if !xff.is_empty() {
+            xff.push_str(", ");
+        }
+        let _ = write!(xff, "{}", peer.to_canonical());
+    }
+    if let Ok(value) = HeaderValue::try_from(xff)
+        && !value.is_empty()
+    {
         out.insert(X_FORWARDED_FOR, value);
     }
     let believed = |name: &HeaderName| trusted.then(|| incoming.get(name)).flatten().cloned();

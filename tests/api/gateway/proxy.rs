@@ -497,3 +497,24 @@ async fn an_upstream_that_accepts_no_connection_gives_504_after_the_connect_time
     );
     drop(filler);
 }
+
+#[actix_web::test]
+async fn metrics_on_their_own_address_leave_the_path_to_the_upstream() {
+    let upstream = echo_upstream().await;
+    let app = spawn_gateway(&upstream.origin, |_, config| {
+        config.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let token = app.token();
+    let reply = app
+        .get("/metrics", &[("Authorization", &format!("Bearer {token}"))])
+        .await;
+    assert_eq!(reply.body["path"], "/metrics", "{}", reply.body);
+    let own = app.app.metrics_addr().expect("a metrics listener");
+    let metrics = client()
+        .get(format!("http://{own}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+}
