@@ -12,10 +12,11 @@ pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 
 // The `--help` headings, in the order a new user reads them. A heading without a setting
-// yet (the gateway) is left out rather than printed empty.
+// yet is left out rather than printed empty.
 const ISSUER: &str = "Issuer and tokens";
 const KEYS: &str = "Key store";
 const SERVER: &str = "Server";
+const GATEWAY: &str = "Gateway";
 const LOGS: &str = "Logging and metrics";
 const SHUTDOWN: &str = "Shutdown";
 const DPOP_INTROSPECTION: &str = "DPoP and introspection";
@@ -351,6 +352,69 @@ pub struct Cli {
         help_heading = SERVER
     )]
     pub trusted_proxies: String,
+
+    /// Gateway mode: proxy every request that is not api-guard's own (health, metrics, the
+    /// protected-resource metadata, /auth/verify) to this origin, e.g. http://127.0.0.1:3000,
+    /// after the policy and the token check. Default: unset, api-guard serves its sample API.
+    #[arg(long, env = "UPSTREAM_URL", value_name = "URL", help_heading = GATEWAY)]
+    pub upstream_url: Option<String>,
+
+    /// Keep the `Authorization` (and `DPoP`) header on proxied requests, for an upstream that
+    /// reads the token itself: `true` or `false`. Default: removed; the upstream gets the
+    /// X-Auth-* identity headers instead.
+    #[arg(
+        long,
+        env = "UPSTREAM_FORWARD_TOKEN",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = GATEWAY
+    )]
+    pub upstream_forward_token: String,
+
+    /// Send the client's own `Host` header to the upstream instead of the upstream's host:
+    /// `true` or `false`.
+    #[arg(
+        long,
+        env = "UPSTREAM_PRESERVE_HOST",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = GATEWAY
+    )]
+    pub upstream_preserve_host: String,
+
+    /// Seconds to open a connection to the upstream (TLS included) before answering 504.
+    #[arg(
+        long,
+        env = "UPSTREAM_CONNECT_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "5",
+        help_heading = GATEWAY
+    )]
+    pub upstream_connect_timeout_secs: String,
+
+    /// Seconds the upstream has to answer (from sending the request, upload included, to
+    /// its response headers), and at most between two pieces of its response body, before
+    /// the answer is 504 (or the body is cut off).
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "60",
+        help_heading = GATEWAY
+    )]
+    pub upstream_timeout_secs: String,
+
+    /// Largest request body passed to the upstream, in bytes; a larger one is answered 413,
+    /// also when it is sent chunked and grows past the limit on the way. Bodies are streamed,
+    /// never held in memory, so a large limit costs no memory.
+    #[arg(
+        long,
+        env = "UPSTREAM_MAX_BODY_BYTES",
+        value_name = "BYTES",
+        default_value = "67108864",
+        help_heading = GATEWAY
+    )]
+    pub upstream_max_body_bytes: String,
 
     /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
     /// BIND_ADDR. Default: /metrics on BIND_ADDR.

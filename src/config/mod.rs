@@ -8,6 +8,7 @@
 mod cli;
 mod fields;
 mod introspection;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use api_guard::{AuthSettings, SettingsError};
 
 pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, ExplainArgs};
 
+use crate::gateway::UpstreamSettings;
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
     algorithms, audience, bind, boolean, check_url, dev_warnings, duration, issuer, log_filter,
@@ -107,6 +109,9 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
+    /// Gateway mode (`UPSTREAM_URL`): where and how requests are proxied; `None` to serve
+    /// the sample API instead.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 /// A setting that stops start-up: which one, and what to do.
@@ -163,6 +168,7 @@ impl Config {
     /// Validates raw settings.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let warnings = dev_warnings(&cli);
+        let upstream = upstream::upstream(&cli)?;
         let bind = bind(&cli.bind)?;
         let audiences = audience(&cli)?;
         let (issuer, dev) = match issuer(&cli)? {
@@ -298,6 +304,7 @@ impl Config {
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
             warnings,
+            upstream,
         })
     }
 }

@@ -143,6 +143,11 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("an unknown introspection mode", &[issuer, ("AUTH_INTROSPECTION", "sometimes"), port_0], &[], &["AUTH_INTROSPECTION", "`sometimes`", "opaque"]),
         ("an introspection timeout of zero", &[issuer, ("AUTH_INTROSPECTION", "opaque"), ("AUTH_INTROSPECTION_CLIENT_ID", "c"), ("AUTH_INTROSPECTION_CLIENT_SECRET", "s3cret-xyz"), ("AUTH_INTROSPECTION_TIMEOUT_MS", "0"), port_0], &[], &["AUTH_INTROSPECTION_TIMEOUT_MS", "`0`"]),
         ("an http introspection URL on a public host", &[issuer, ("AUTH_INTROSPECTION", "opaque"), ("AUTH_INTROSPECTION_CLIENT_ID", "c"), ("AUTH_INTROSPECTION_CLIENT_SECRET", "s3cret-xyz"), ("AUTH_INTROSPECTION_URL", "http://example.com/introspect"), port_0], &[], &["AUTH_INTROSPECTION_URL", "https"]),
+        ("an upstream URL with a path", &[issuer, ("UPSTREAM_URL", "http://127.0.0.1:3000/api"), port_0], &[], &["UPSTREAM_URL", "has a path"]),
+        ("an upstream that is not http", &[issuer, ("UPSTREAM_URL", "127.0.0.1:3000"), port_0], &[], &["UPSTREAM_URL", "http://"]),
+        ("a zero body limit", &[issuer, ("UPSTREAM_MAX_BODY_BYTES", "0"), port_0], &[], &["UPSTREAM_MAX_BODY_BYTES", "`0`"]),
+        ("a non-boolean token forwarding", &[issuer, ("UPSTREAM_FORWARD_TOKEN", "yes"), port_0], &[], &["UPSTREAM_FORWARD_TOKEN", "`yes`"]),
+        ("a zero upstream timeout", &[issuer, ("UPSTREAM_TIMEOUT_SECS", "0"), port_0], &[], &["UPSTREAM_TIMEOUT_SECS", "`0`"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -294,6 +299,12 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("AUTH_INTROSPECTION_CLIENT_SECRET", None),
         ("AUTH_INTROSPECTION_CACHE_SECS", Some("[default: 60]")),
         ("AUTH_INTROSPECTION_TIMEOUT_MS", Some("[default: 5000]")),
+        ("UPSTREAM_URL", Some("Default: unset")),
+        ("UPSTREAM_FORWARD_TOKEN", Some("[default: false]")),
+        ("UPSTREAM_PRESERVE_HOST", Some("[default: false]")),
+        ("UPSTREAM_CONNECT_TIMEOUT_SECS", Some("[default: 5]")),
+        ("UPSTREAM_TIMEOUT_SECS", Some("[default: 60]")),
+        ("UPSTREAM_MAX_BODY_BYTES", Some("[default: 67108864]")),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)
@@ -321,6 +332,7 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
             "AUTH_INTROSPECTION_CLIENT_SECRET",
         ),
         ("Server:", "BIND_ADDR"),
+        ("Gateway:", "UPSTREAM_URL"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
         ("Development:", "DEV_CLIENT_SECRET"),

@@ -9,6 +9,7 @@ mod discovery;
 mod echo;
 mod explain;
 mod forged;
+mod gateway;
 mod hardening;
 mod healthcheck;
 mod hello_whoami;
