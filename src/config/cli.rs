@@ -12,12 +12,13 @@ pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 
 // The `--help` headings, in the order a new user reads them. A heading without a setting
-// yet (the gateway, DPoP and introspection) is left out rather than printed empty.
+// yet (the gateway, introspection) is left out rather than printed empty.
 const ISSUER: &str = "Issuer and tokens";
 const KEYS: &str = "Key store";
 const SERVER: &str = "Server";
 const LOGS: &str = "Logging and metrics";
 const SHUTDOWN: &str = "Shutdown";
+const DPOP: &str = "DPoP and introspection";
 const DEV: &str = "Development";
 
 /// The log formats `LOG_FORMAT` takes, as `--help` lists them (`LogFormat::ALL`'s names; a
@@ -307,6 +308,42 @@ pub struct Cli {
         help_heading = SHUTDOWN
     )]
     pub shutdown_drain_secs: String,
+
+    /// DPoP-bound tokens (RFC 9449): `off` (the DPoP scheme is refused), `allowed` (DPoP
+    /// with a valid proof, and Bearer tokens that are not bound) or `required` (DPoP only;
+    /// Bearer tokens get a DPoP challenge). A bound token sent as Bearer is always refused.
+    #[arg(
+        long = "dpop",
+        env = "AUTH_DPOP",
+        value_name = "MODE",
+        default_value = "allowed",
+        help_heading = DPOP
+    )]
+    pub dpop: String,
+
+    /// Seconds a DPoP proof stays valid after its `iat`; proofs are remembered this long to
+    /// refuse replays (1 to 3600).
+    #[arg(
+        long,
+        env = "DPOP_WINDOW_SECS",
+        value_name = "SECS",
+        default_value = "180",
+        help_heading = DPOP
+    )]
+    pub dpop_window_secs: String,
+
+    /// Where the `jti`s of accepted DPoP proofs are remembered: empty for this process only,
+    /// or `redis://host:port` (Redis or Valkey) to share them with every replica, so a proof
+    /// used at one is refused at all. Redis unreachable: DPoP requests answer 503.
+    #[arg(
+        long,
+        env = "DPOP_REPLAY_STORE",
+        value_name = "URL",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = DPOP
+    )]
+    pub dpop_replay_store: String,
 
     /// Run the built-in development authorization server on the same port and trust only it.
     /// For trying the service without an Okta org; never for production.

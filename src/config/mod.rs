@@ -11,7 +11,7 @@ mod fields;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api_guard::{AuthSettings, SettingsError};
+use api_guard::{AuthSettings, DpopMode, SettingsError};
 
 pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
@@ -104,6 +104,9 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// A separate listen address for `/metrics`, or `None` to serve it on `bind`.
     pub metrics_addr: Option<SocketAddr>,
+    /// `DPOP_REPLAY_STORE`: a Redis `host:port` shared by the replicas, or `None` for the
+    /// in-process store.
+    pub dpop_replay_store: Option<String>,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
 }
@@ -260,6 +263,12 @@ impl Config {
             ));
         }
         let public_url = public_url(&cli.public_url)?;
+        let auth = dpop_settings(
+            auth,
+            &cli.dpop,
+            &cli.dpop_window_secs,
+            public_url.as_deref(),
+        )?;
         let metrics_addr = metrics_addr(cli.metrics_addr.as_deref())?;
         let mut warnings = warnings;
         // (--dev refuses a non-loopback bind at start-up instead.)
@@ -284,9 +293,34 @@ impl Config {
             )?,
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
+            dpop_replay_store: fields::redis_address(&cli.dpop_replay_store)?,
             warnings,
         })
     }
+}
+
+/// `AUTH_DPOP`, `DPOP_WINDOW_SECS`, and `PUBLIC_URL` for the proofs' `htu`.
+fn dpop_settings(
+    auth: AuthSettings,
+    mode: &str,
+    window_secs: &str,
+    public_url: Option<&str>,
+) -> Result<AuthSettings, ConfigError> {
+    let mode: DpopMode = mode
+        .trim()
+        .parse()
+        .map_err(|problem| error("AUTH_DPOP (--dpop)", problem))?;
+    let window = duration(
+        "DPOP_WINDOW_SECS (--dpop-window-secs)",
+        window_secs,
+        1..=3600,
+    )?;
+    let mut auth = auth.with_dpop(mode).with_dpop_window(window);
+    if let Some(url) = public_url {
+        auth = auth.with_public_url(url);
+    }
+    auth.validate().map_err(auth_setting_error)?;
+    Ok(auth)
 }
 
 /// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
@@ -344,6 +378,8 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "jwks_max_stale" => "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
         "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
+        "dpop_window" => "DPOP_WINDOW_SECS (--dpop-window-secs)",
+        "public_url" => "PUBLIC_URL (--public-url)",
         _ => "AUTH_* settings",
     };
     error(setting, refused.problem)

@@ -30,15 +30,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthenticatedClaims<T> {
         };
         match guard.authenticate(req) {
             Step::Done(result) => Either::Left(ready(result.and_then(|c| c.with_custom()))),
-            Step::NeedsKeys(token) => {
+            Step::NeedsKeys(token, proof) => {
                 let guard = guard.clone();
                 Either::Right(Box::pin(async move {
                     guard
-                        .authenticate_after_refetch(token)
+                        .authenticate_after_refetch(token, proof)
                         .await
                         .and_then(|c| c.with_custom())
                 }))
             }
+            Step::Pending(remembered) => Either::Right(Box::pin(async move {
+                remembered.await.and_then(|c| c.with_custom())
+            })),
         }
     }
 }

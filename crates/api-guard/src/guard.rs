@@ -20,10 +20,14 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 
-use crate::bearer;
+use crate::bearer::{self, Scheme};
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
+use crate::dpop::{
+    self, CheckedProof, DpopMode, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError,
+};
 use crate::error::{Error, Reason};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
 use crate::settings::{AuthSettings, SettingsError};
@@ -41,6 +45,8 @@ struct Inner {
     store: JwksStore,
     /// Filled by this guard's validator only: bound to these settings.
     cache: TokenCache,
+    /// The DPoP proofs accepted within the window.
+    replay: Arc<dyn ReplayStore>,
 }
 
 /// Why a [`Guard`] could not start.
@@ -58,14 +64,27 @@ pub enum GuardError {
 /// The outcome of the synchronous part of authentication.
 pub(crate) enum Step {
     Done(Result<AuthenticatedClaims, Error>),
-    /// The token names a `kid` we do not have: refetch, then validate again.
-    NeedsKeys(String),
+    /// The token names a `kid` we do not have: refetch, then validate again (and finish
+    /// the DPoP checks of its proof, if it came with one).
+    NeedsKeys(String, Option<CheckedProof>),
+    /// Everything is checked but the DPoP proof's replay, which the store answers.
+    Pending(LocalBoxFuture<'static, Result<AuthenticatedClaims, Error>>),
 }
 
 impl Guard {
     /// Checks `settings` and starts the key store, which fetches the issuer's keys at once,
     /// in the background, and keeps them fresh. Call it once per process.
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
+        let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
+        Guard::start_with_replay_store(settings, replay)
+    }
+
+    /// [`Guard::start`], remembering DPoP proofs in `replay` instead of the in-process
+    /// store: a store shared by every replica, so a proof used at one is refused at all.
+    pub fn start_with_replay_store(
+        settings: AuthSettings,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Result<Guard, GuardError> {
         settings.validate()?;
         let source = match settings.jwks_uri() {
             Some(jwks_uri) => Source::Fixed {
@@ -79,17 +98,34 @@ impl Guard {
         let extra_roots = settings.extra_roots().unwrap_or_default();
         let store = JwksStore::start(source, settings.refresh.clone(), extra_roots)
             .map_err(GuardError::Thread)?;
-        Ok(Guard::with_store(settings, store))
+        Ok(Guard::with_stores(settings, store, replay))
     }
 
     /// A guard over an existing key store (the test kit's, which never fetches).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn with_store(settings: AuthSettings, store: JwksStore) -> Guard {
+        let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
+        Guard::with_stores(settings, store, replay)
+    }
+
+    fn with_stores(
+        settings: AuthSettings,
+        store: JwksStore,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Guard {
         Guard(Arc::new(Inner {
             validator: Validator::new(&settings),
             cache: TokenCache::new(settings.token_cache_bytes()),
             settings,
             store,
+            replay,
         }))
+    }
+
+    /// Whether the DPoP replay store can answer: part of a service's readiness when DPoP
+    /// is not off.
+    pub fn replay_store_available(&self) -> bool {
+        self.0.replay.is_available()
     }
 
     /// Waits until the first key fetch has ended, successfully or not (at most about 45
@@ -130,22 +166,71 @@ impl Guard {
     }
 
     pub(crate) fn authenticate(&self, req: &HttpRequest) -> Step {
-        let token = match bearer::token_from(req.headers(), req.query_string()) {
-            Ok(token) => token,
-            Err(error) => return Step::Done(Err(error)),
+        let mode = self.0.settings.dpop_mode();
+        let accept_dpop = mode != DpopMode::Off;
+        let (scheme, token) =
+            match bearer::credentials_from(req.headers(), req.query_string(), accept_dpop) {
+                Ok(credentials) => credentials,
+                Err(Error::MissingToken(_)) if mode == DpopMode::Required => {
+                    return Step::Done(Err(Error::from(Reason::DpopNoHeader)));
+                }
+                Err(error) => return Step::Done(Err(error)),
+            };
+        let proof = match scheme {
+            Scheme::Bearer if mode == DpopMode::Required => {
+                return Step::Done(Err(Error::from(Reason::DpopRequired)));
+            }
+            Scheme::Bearer => None,
+            // The proof first: it is cheaper to refuse than a token, and needs no keys.
+            Scheme::Dpop => {
+                let now = crate::validator::now() as u64;
+                match dpop::check_request(req, token, &self.0.settings, now) {
+                    Ok(proof) => Some(proof),
+                    Err(error) => return Step::Done(Err(error)),
+                }
+            }
         };
         let Some(keys) = self.0.store.keys() else {
             return Step::Done(Err(self.keys_unavailable()));
         };
         match self.validate(token, &keys) {
-            Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
-            result => Step::Done(result.and_then(|claims| self.check_required_scopes(claims))),
+            Err(Error::InvalidToken(Reason::UnknownKey)) => {
+                Step::NeedsKeys(token.to_owned(), proof)
+            }
+            Err(error) => Step::Done(Err(error)),
+            Ok(claims) => self.finish(claims, proof),
         }
+    }
+
+    /// The checks after the token's: the DPoP binding, the scopes, then the proof's replay.
+    fn finish(&self, claims: AuthenticatedClaims, proof: Option<CheckedProof>) -> Step {
+        let mode = self.0.settings.dpop_mode();
+        let thumbprint = proof.as_ref().map(|proof| proof.thumbprint.as_str());
+        if let Err(reason) = dpop::check_dpop_binding(mode, &claims, thumbprint) {
+            return Step::Done(Err(Error::from(reason)));
+        }
+        let claims = match self.check_required_scopes(claims) {
+            Ok(claims) => claims,
+            Err(error) => return Step::Done(Err(error)),
+        };
+        let Some(proof) = proof else {
+            return Step::Done(Ok(claims));
+        };
+        let remembered = self.0.replay.remember(proof.id, proof.ttl);
+        Step::Pending(Box::pin(async move {
+            match remembered.await {
+                Ok(Remembered::First) => Ok(claims),
+                Ok(Remembered::Replayed) => Err(Error::from(Reason::DpopReplayed)),
+                Err(ReplayStoreError::Full) => Err(Error::from(Reason::ReplayStoreFull)),
+                Err(_) => Err(Error::from(Reason::ReplayStoreUnavailable)),
+            }
+        }))
     }
 
     pub(crate) async fn authenticate_after_refetch(
         self,
         token: String,
+        proof: Option<CheckedProof>,
     ) -> Result<AuthenticatedClaims, Error> {
         let keys = self
             .0
@@ -159,7 +244,12 @@ impl Guard {
             .0
             .cache
             .verify_and_insert(&token, |now| validator.verify_at(&token, &keys, now))?;
-        self.check_required_scopes(claims)
+        match self.finish(claims, proof) {
+            Step::Done(result) => result,
+            Step::Pending(remembered) => remembered.await,
+            // `finish` never asks for keys.
+            Step::NeedsKeys(..) => Err(Error::from(Reason::UnknownKey)),
+        }
     }
 
     fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {

@@ -53,6 +53,7 @@ mod algorithm;
 mod bearer;
 mod cache;
 mod claims;
+mod dpop;
 mod error;
 mod extractor;
 #[cfg(feature = "fuzzing")]
@@ -71,9 +72,13 @@ mod validator;
 pub use algorithm::{Algorithm, AlgorithmError};
 pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
+pub use dpop::{
+    DpopMode, MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
+    check_dpop_binding, dpop_algorithms,
+};
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};
 pub use jwks::{FetchOutcome, KeyStoreStatus};
-pub use middleware::{RequireScopes, RequireScopesService, require_token};
+pub use middleware::{RequireScopes, RequireScopesService, require_dpop, require_token};
 pub use settings::{AuthSettings, SettingsError};
 pub use url_rules::is_https_or_loopback;

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use crate::Algorithm;
+use crate::dpop::DpopMode;
 use crate::jwks::RefreshPolicy;
 use crate::url_rules::check_endpoint;
 
@@ -30,6 +31,12 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// The most memory the token cache may be given: 1 GiB.
 const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
+/// How old a DPoP proof may be by default.
+const DEFAULT_DPOP_WINDOW: Duration = Duration::from_secs(180);
+/// The longest DPoP window a setting may give: proofs are meant for one request.
+const MAX_DPOP_WINDOW: Duration = Duration::from_secs(3600);
+/// The in-process replay store's size by default: about 60 MiB when full.
+const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 1 << 20;
 
 /// The settings of a [`Guard`](crate::Guard): the issuer whose tokens are accepted and what
 /// else a token must satisfy, plus the key store's timing and the token cache's size.
@@ -46,6 +53,10 @@ pub struct AuthSettings {
     /// PEM text of certificates trusted besides the built-in roots, for the key fetches.
     extra_root_certificates: Vec<u8>,
     require_at_jwt: bool,
+    dpop: DpopMode,
+    dpop_window: Duration,
+    dpop_replay_capacity: usize,
+    public_url: Option<String>,
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -76,6 +87,10 @@ impl AuthSettings {
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
             extra_root_certificates: Vec::new(),
             require_at_jwt: false,
+            dpop: DpopMode::Allowed,
+            dpop_window: DEFAULT_DPOP_WINDOW,
+            dpop_replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+            public_url: None,
         }
     }
 
@@ -216,6 +231,57 @@ impl AuthSettings {
         self
     }
 
+    /// Whether DPoP-bound tokens (RFC 9449) are accepted, and whether only they are: see
+    /// [`DpopMode`]. A bound token (`cnf.jkt`) sent as Bearer is refused in every mode.
+    /// Default: [`DpopMode::Allowed`].
+    pub fn with_dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
+    /// How old a DPoP proof's `iat` may be, at most an hour; proofs are remembered this long
+    /// to refuse replays. Default: 180 seconds.
+    pub fn with_dpop_window(mut self, window: Duration) -> Self {
+        self.dpop_window = window;
+        self
+    }
+
+    /// How many DPoP proofs the in-process replay store holds at most (about 60 bytes
+    /// each); when it is full of proofs younger than the window, further DPoP requests get
+    /// 503 rather than the memory growing. Default: 1,048,576.
+    pub fn with_dpop_replay_capacity(mut self, proofs: usize) -> Self {
+        self.dpop_replay_capacity = proofs;
+        self
+    }
+
+    /// The URL clients use to reach the service (scheme, host, port and any path prefix a
+    /// proxy strips), which a DPoP proof's `htu` must name. Set it behind a proxy or load
+    /// balancer. Default: none (the connection's scheme and the request's `Host` header).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// The DPoP mode.
+    pub fn dpop_mode(&self) -> DpopMode {
+        self.dpop
+    }
+
+    /// How old a DPoP proof may be.
+    pub fn dpop_window(&self) -> Duration {
+        self.dpop_window
+    }
+
+    /// The in-process replay store's capacity, in proofs.
+    pub fn dpop_replay_capacity(&self) -> usize {
+        self.dpop_replay_capacity
+    }
+
+    /// The public URL, if one is set.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
     /// Whether only `typ: at+jwt` tokens are accepted.
     pub fn require_at_jwt(&self) -> bool {
         self.require_at_jwt
@@ -328,6 +394,33 @@ impl AuthSettings {
                 format!(
                     "`{}` is more than {MAX_TOKEN_CACHE_BYTES} bytes (1 GiB)",
                     self.token_cache_bytes
+                ),
+            );
+        }
+        if self.dpop_window.is_zero() || self.dpop_window > MAX_DPOP_WINDOW {
+            return error(
+                "dpop_window",
+                format!(
+                    "`{}` seconds is outside 1 to 3600; proofs are made per request, 180 is usual",
+                    self.dpop_window.as_secs()
+                ),
+            );
+        }
+        if self.dpop_replay_capacity == 0 {
+            return error(
+                "dpop_replay_capacity",
+                "must be at least 1 (a full store answers 503; it never forgets early)".into(),
+            );
+        }
+        if let Some(url) = self
+            .public_url
+            .as_deref()
+            .filter(|url| !crate::dpop::is_public_url(url))
+        {
+            return error(
+                "public_url",
+                format!(
+                    "{url:?} is not an http(s) URL without query, e.g. https://api.example.com"
                 ),
             );
         }
