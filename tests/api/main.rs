@@ -6,6 +6,7 @@ mod binary;
 mod config_errors;
 mod cors;
 mod discovery;
+mod dpop;
 mod echo;
 mod forged;
 mod hardening;

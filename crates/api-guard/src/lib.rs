@@ -74,7 +74,7 @@ pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
 pub use dpop::{
     DpopMode, MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
-    check_dpop_binding, dpop_algorithms,
+    TokenRequestProof, check_dpop_binding, check_token_request_proof, dpop_algorithms,
 };
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};

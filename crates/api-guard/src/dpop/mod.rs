@@ -161,12 +161,53 @@ pub(crate) fn check_request(
     let expected = proof::Expected {
         method: req.method().as_str(),
         url: &url,
-        token,
+        token: Some(token),
         now,
         window: settings.dpop_window(),
         leeway: settings.leeway(),
     };
     proof::check(proof, &expected).map_err(Error::from)
+}
+
+/// A proof sent to a token endpoint that passed [`check_token_request_proof`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequestProof {
+    /// The RFC 7638 thumbprint of the proof's key: the `cnf.jkt` to put in the token.
+    pub thumbprint: String,
+    /// The proof's id, for the endpoint's own [`ReplayStore`].
+    pub id: ProofId,
+    /// How long the replay store must remember it.
+    pub ttl: std::time::Duration,
+}
+
+/// Checks a DPoP proof sent to an authorization server's token endpoint (RFC 9449 §5):
+/// every check of §4.3 but `ath` (no token exists yet), for a request with `method` to
+/// `url` (the endpoint's public URL). The replay check is the caller's, with the returned
+/// id. For an authorization server written with this crate, and the service's development
+/// issuer.
+pub fn check_token_request_proof(
+    proof: &str,
+    method: &str,
+    url: &str,
+    window: std::time::Duration,
+    leeway: std::time::Duration,
+) -> Result<TokenRequestProof, Reason> {
+    let url = htu::normalise(url).ok_or(Reason::DpopWrongUrl)?;
+    let expected = proof::Expected {
+        method,
+        url: &url,
+        token: None,
+        now: crate::validator::now() as u64,
+        window,
+        leeway,
+    };
+    let checked = proof::check(proof, &expected)?;
+    Ok(TokenRequestProof {
+        thumbprint: checked.thumbprint,
+        id: checked.id,
+        ttl: checked.ttl,
+    })
 }
 
 /// The request's URL as a proof's `htu` must name it, normalised: `public_url` (or the

@@ -30,8 +30,9 @@ pub(crate) struct Expected<'a> {
     pub(crate) method: &'a str,
     /// The request's public URL without query, already normalised (`htu`).
     pub(crate) url: &'a str,
-    /// The access token sent with the proof (`ath`).
-    pub(crate) token: &'a str,
+    /// The access token sent with the proof (`ath`); `None` at a token endpoint, where no
+    /// token exists yet (RFC 9449 §5).
+    pub(crate) token: Option<&'a str>,
     /// Seconds since the epoch.
     pub(crate) now: u64,
     /// How old a proof may be.
@@ -72,7 +73,7 @@ struct Claims {
     htm: String,
     htu: String,
     iat: f64,
-    ath: String,
+    ath: Option<String>,
 }
 
 /// Checks `proof` against `expected`: every check of RFC 9449 §4.3 except the key binding
@@ -151,8 +152,12 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
         return Err(Reason::DpopStale);
     }
     // 10 (§4.3 check 10, §7.1): the hash of the very token sent with the proof.
-    if claims.ath != token_hash(expected.token) {
-        return Err(Reason::DpopWrongTokenHash);
+    if let Some(token) = expected.token {
+        match claims.ath {
+            None => return Err(Reason::DpopMalformed),
+            Some(ath) if ath != token_hash(token) => return Err(Reason::DpopWrongTokenHash),
+            Some(_) => {}
+        }
     }
     // Remembered until `iat` leaves the window, plus a second for the fractions.
     let ttl = Duration::from_secs_f64((claims.iat + window - now).max(0.0) + 1.0);
