@@ -26,11 +26,11 @@ use crate::bearer::{self, Scheme};
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
 use crate::dpop::{
-    self, CheckedProof, DpopMode, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError,
+    self, CheckedProof, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError,
 };
 use crate::error::{Error, Reason};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
-use crate::settings::{AuthSettings, SettingsError};
+use crate::settings::{AuthSettings, DpopMode, SettingsError};
 use crate::validator::Validator;
 
 /// Everything the extractor needs: the settings and validator, the shared key store, and the

@@ -73,12 +73,12 @@ pub use algorithm::{Algorithm, AlgorithmError};
 pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
 pub use dpop::{
-    DpopMode, MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
+    MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
     TokenRequestProof, check_dpop_binding, check_token_request_proof, dpop_algorithms,
 };
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};
 pub use jwks::{FetchOutcome, KeyStoreStatus};
 pub use middleware::{RequireScopes, RequireScopesService, require_dpop, require_token};
-pub use settings::{AuthSettings, SettingsError};
+pub use settings::{AuthSettings, DpopMode, SettingsError};
 pub use url_rules::is_https_or_loopback;

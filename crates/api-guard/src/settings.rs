@@ -16,10 +16,11 @@
 //! assert!(settings.validate().is_ok());
 //! ```
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::Algorithm;
-use crate::dpop::DpopMode;
 use crate::jwks::RefreshPolicy;
 use crate::url_rules::check_endpoint;
 
@@ -57,6 +58,48 @@ pub struct AuthSettings {
     dpop_window: Duration,
     dpop_replay_capacity: usize,
     public_url: Option<String>,
+}
+
+/// Whether a guard accepts DPoP-bound tokens (RFC 9449).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DpopMode {
+    /// The `DPoP` scheme is not accepted (it counts as no credentials); a bound token sent
+    /// as Bearer is still refused.
+    Off,
+    /// `Authorization: DPoP` with a valid proof, and Bearer tokens that are not bound.
+    #[default]
+    Allowed,
+    /// Only `Authorization: DPoP` with a valid proof; Bearer tokens get a `DPoP` challenge.
+    Required,
+}
+
+impl DpopMode {
+    /// The name settings use: `off`, `allowed` or `required`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DpopMode::Off => "off",
+            DpopMode::Allowed => "allowed",
+            DpopMode::Required => "required",
+        }
+    }
+}
+
+impl fmt::Display for DpopMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DpopMode {
+    type Err = String;
+
+    /// `off`, `allowed` or `required`, exactly.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [DpopMode::Off, DpopMode::Allowed, DpopMode::Required]
+            .into_iter()
+            .find(|mode| mode.name() == name)
+            .ok_or_else(|| format!("`{name}` is not one of off, allowed, required"))
+    }
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -415,7 +458,7 @@ impl AuthSettings {
         if let Some(url) = self
             .public_url
             .as_deref()
-            .filter(|url| !crate::dpop::is_public_url(url))
+            .filter(|url| url.contains(['?', '#']) || crate::dpop::htu::normalise(url).is_none())
         {
             return error(
                 "public_url",

@@ -29,12 +29,9 @@
 //! `cnf.jkt` the key's RFC 7638 thumbprint; and its `jti` new to the replay store
 //! (`replay.rs`). Behind a proxy, set the public URL: the `Host` header names it otherwise.
 
-mod htu;
+pub(crate) mod htu;
 mod proof;
 mod replay;
-
-use std::fmt;
-use std::str::FromStr;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{HOST, HeaderName};
@@ -47,6 +44,7 @@ pub(crate) use proof::CheckedProof;
 
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
+use crate::settings::DpopMode;
 
 /// The `algs` of every `DPoP` challenge and the service's metadata: every [`Algorithm`]
 /// (crate::Algorithm), all asymmetric. A client's proof algorithm is the client's choice,
@@ -55,48 +53,6 @@ pub(crate) const ALGS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 E
 
 /// The request header carrying the proof.
 const DPOP: HeaderName = HeaderName::from_static("dpop");
-
-/// Whether a guard accepts DPoP-bound tokens (RFC 9449).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum DpopMode {
-    /// The `DPoP` scheme is not accepted (it counts as no credentials); a bound token sent
-    /// as Bearer is still refused.
-    Off,
-    /// `Authorization: DPoP` with a valid proof, and Bearer tokens that are not bound.
-    #[default]
-    Allowed,
-    /// Only `Authorization: DPoP` with a valid proof; Bearer tokens get a `DPoP` challenge.
-    Required,
-}
-
-impl DpopMode {
-    /// The name settings use: `off`, `allowed` or `required`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DpopMode::Off => "off",
-            DpopMode::Allowed => "allowed",
-            DpopMode::Required => "required",
-        }
-    }
-}
-
-impl fmt::Display for DpopMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for DpopMode {
-    type Err = String;
-
-    /// `off`, `allowed` or `required`, exactly.
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [DpopMode::Off, DpopMode::Allowed, DpopMode::Required]
-            .into_iter()
-            .find(|mode| mode.name() == name)
-            .ok_or_else(|| format!("`{name}` is not one of off, allowed, required"))
-    }
-}
 
 /// The algorithms a proof may be signed with, space-separated: what the service advertises
 /// as `dpop_signing_alg_values_supported` (RFC 9449 §5.1).
@@ -198,7 +154,9 @@ pub fn check_token_request_proof(
         method,
         url: &url,
         token: None,
-        now: crate::validator::now() as u64,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         window,
         leeway,
     };
@@ -233,12 +191,6 @@ fn request_url(req: &HttpRequest, public_url: Option<&str>) -> Option<String> {
             htu::normalise(&format!("{scheme}://{host}{path}"))
         }
     }
-}
-
-/// Whether `url` can be a public URL for `htu`: `http` or `https`, a host, no query or
-/// fragment, no user information.
-pub(crate) fn is_public_url(url: &str) -> bool {
-    !url.contains(['?', '#']) && htu::normalise(url).is_some()
 }
 
 #[cfg(test)]
