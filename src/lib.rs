@@ -14,6 +14,7 @@ pub mod dev_issuer;
 pub mod healthcheck;
 pub mod loopback;
 pub mod public_url;
+pub mod replay_store;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;

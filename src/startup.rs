@@ -12,6 +12,8 @@ use actix_web::{App, HttpServer, web};
 
 use api_guard::{Guard, GuardError};
 
+use crate::replay_store::RedisReplayStore;
+
 use crate::config::{Config, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
@@ -125,7 +127,13 @@ impl Application {
         };
 
         let (config, dev_issuer) = resolve_issuer(config, addr)?;
-        let guard = Guard::start(config.auth.clone())?;
+        let guard = match &config.dpop_replay_store {
+            None => Guard::start(config.auth.clone())?,
+            Some(address) => {
+                let store = RedisReplayStore::start(address.clone())?;
+                Guard::start_with_replay_store(config.auth.clone(), std::sync::Arc::new(store))?
+            }
+        };
         let issuer = guard.settings().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
         // Under --dev, every request must name a loopback host, and the issuer's own routes

@@ -7,6 +7,7 @@ mod config_errors;
 mod cors;
 mod discovery;
 mod dpop;
+mod dpop_redis;
 mod echo;
 mod forged;
 mod hardening;
