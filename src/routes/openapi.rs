@@ -196,6 +196,11 @@ fn ready_statuses(status: StatusCode) -> Vec<&'static str> {
 
 fn schemas() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let dpop_replay_store = json!({
+        "type": "string",
+        "enum": ["available", "unavailable"],
+        "description": "whether the DPoP replay store can answer; absent with AUTH_DPOP=off",
+    });
     json!({
         "Error": {
             "type": "object",
@@ -232,6 +237,7 @@ fn schemas() -> Value {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::OK)},
                 "keys": {"type": "integer"},
                 "keys_age_secs": {"type": "integer", "nullable": true},
+                "dpop_replay_store": dpop_replay_store.clone(),
             },
         },
         "NotReady": {
@@ -240,6 +246,7 @@ fn schemas() -> Value {
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::SERVICE_UNAVAILABLE)},
                 "reason": {"type": "string"},
+                "dpop_replay_store": dpop_replay_store,
             },
         },
         "ProtectedResourceMetadata": {
@@ -251,6 +258,8 @@ fn schemas() -> Value {
                 "scopes_supported": strings,
                 "bearer_methods_supported": strings,
                 "resource_name": {"type": "string"},
+                "dpop_signing_alg_values_supported": strings,
+                "dpop_bound_access_tokens_required": {"type": "boolean"},
             },
         },
     })
