@@ -345,6 +345,29 @@ pub struct Cli {
     )]
     pub dpop_replay_store: String,
 
+    /// Server-provided DPoP nonces (RFC 9449 §9): `true` makes every proof carry the current
+    /// nonce, which a client learns from a 401 `use_dpop_nonce` and its `DPoP-Nonce` header.
+    /// Needs DPOP_NONCE_SECRET.
+    #[arg(
+        long,
+        env = "DPOP_NONCES",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = DPOP
+    )]
+    pub dpop_nonces: String,
+
+    /// With DPOP_NONCES=true: the secret nonces are derived from, the same on every replica
+    /// (at least 32 characters, e.g. `openssl rand -base64 32`).
+    #[arg(
+        long,
+        env = "DPOP_NONCE_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = DPOP
+    )]
+    pub dpop_nonce_secret: Option<String>,
+
     /// Run the built-in development authorization server on the same port and trust only it.
     /// For trying the service without an Okta org; never for production.
     // Builds without the development issuer still accept the flag, to refuse it with a

@@ -269,6 +269,7 @@ impl Config {
             &cli.dpop_window_secs,
             public_url.as_deref(),
         )?;
+        let auth = dpop_nonces(auth, &cli.dpop_nonces, cli.dpop_nonce_secret.as_deref())?;
         let metrics_addr = metrics_addr(cli.metrics_addr.as_deref())?;
         let mut warnings = warnings;
         // (--dev refuses a non-loopback bind at start-up instead.)
@@ -297,6 +298,26 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// `DPOP_NONCES` and its `DPOP_NONCE_SECRET`, which must be set when nonces are on.
+fn dpop_nonces(
+    auth: AuthSettings,
+    on: &str,
+    secret: Option<&str>,
+) -> Result<AuthSettings, ConfigError> {
+    if !boolean("DPOP_NONCES (--dpop-nonces)", on)? {
+        return Ok(auth);
+    }
+    let secret = secret.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+        error(
+            "DPOP_NONCE_SECRET (--dpop-nonce-secret)",
+            "is required with DPOP_NONCES=true: the same random value on every replica, e.g. `openssl rand -base64 32`",
+        )
+    })?;
+    let auth = auth.with_dpop_nonce_secret(secret.as_bytes());
+    auth.validate().map_err(auth_setting_error)?;
+    Ok(auth)
 }
 
 /// `AUTH_DPOP`, `DPOP_WINDOW_SECS`, and `PUBLIC_URL` for the proofs' `htu`.
@@ -379,6 +400,7 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
         "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
         "dpop_window" => "DPOP_WINDOW_SECS (--dpop-window-secs)",
+        "dpop_nonce_secret" => "DPOP_NONCE_SECRET (--dpop-nonce-secret)",
         "public_url" => "PUBLIC_URL (--public-url)",
         _ => "AUTH_* settings",
     };

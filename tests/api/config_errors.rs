@@ -119,6 +119,8 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a max staleness that is not a number", &[issuer, ("AUTH_JWKS_MAX_STALE_SECS", "1d"), port_0], &[], &["AUTH_JWKS_MAX_STALE_SECS", "`1d`"]),
         ("a malformed log filter", &[issuer, ("RUST_LOG", "x==="), port_0], &[], &["RUST_LOG", "`x===`"]),
         ("an unknown DPoP mode", &[issuer, ("AUTH_DPOP", "maybe"), port_0], &[], &["AUTH_DPOP", "`maybe`", "required"]),
+        ("DPoP nonces without a secret", &[issuer, ("DPOP_NONCES", "true"), port_0], &[], &["DPOP_NONCE_SECRET", "DPOP_NONCES=true"]),
+        ("a short DPoP nonce secret", &[issuer, ("DPOP_NONCES", "true"), ("DPOP_NONCE_SECRET", "short"), port_0], &[], &["DPOP_NONCE_SECRET", "32 bytes"]),
         ("a zero DPoP window", &[issuer, ("DPOP_WINDOW_SECS", "0"), port_0], &[], &["DPOP_WINDOW_SECS", "`0`"]),
         ("a replay store that is not redis://host:port", &[issuer, ("DPOP_REPLAY_STORE", "http://127.0.0.1:6379"), port_0], &[], &["DPOP_REPLAY_STORE", "redis://host:port"]),
         ("an unknown log format", &[issuer, ("LOG_FORMAT", "yaml"), port_0], &[], &["LOG_FORMAT", "`yaml`", "json"]),

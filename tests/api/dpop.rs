@@ -625,3 +625,48 @@ async fn the_development_issuer_binds_a_token_requested_with_a_proof() {
         (400, Some("invalid_dpop_proof"))
     );
 }
+
+#[actix_web::test]
+async fn with_nonces_a_proof_without_the_current_nonce_learns_it_and_every_replica_agrees() {
+    const SECRET: &str = "a shared secret of at least 32 bytes, for the test";
+    let (issuer, issuer_server) =
+        api_guard_server::dev_issuer::DevIssuer::spawn("127.0.0.1:0", |_| {})
+            .await
+            .unwrap();
+    let public = "https://api.example.com";
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let replica =
+            crate::helpers::spawn_app_for(issuer.clone(), issuer_server.clone(), |config| {
+                config.public_url = Some(public.to_owned());
+                config.auth = config
+                    .auth
+                    .clone()
+                    .with_public_url(public)
+                    .with_dpop_nonce_secret(SECRET);
+            })
+            .await;
+        replicas.push(replica);
+    }
+    let key = Key::p256();
+    let token = issuer.mint_bound(&["AccessAll"], &key.thumbprint());
+    let url = format!("{public}/api/whoami");
+    let without = Proof::new(&key, "GET", &url, &token).sign(&key);
+    let reply = whoami(&replicas[0], &token, &[&without]).await;
+    assert_dpop_refusal(&reply, "use_dpop_nonce", "a proof without a nonce");
+    let nonce = reply
+        .header("dpop-nonce")
+        .expect("a DPoP-Nonce header")
+        .to_owned();
+    let wrong = Proof::new(&key, "GET", &url, &token)
+        .claim("nonce", json!("not-the-nonce"))
+        .sign(&key);
+    let reply = whoami(&replicas[0], &token, &[&wrong]).await;
+    assert_dpop_refusal(&reply, "use_dpop_nonce", "a proof with a made-up nonce");
+    // The nonce one replica gave is good at the other: no shared state but the secret.
+    let with = Proof::new(&key, "GET", &url, &token)
+        .claim("nonce", json!(nonce))
+        .sign(&key);
+    let reply = whoami(&replicas[1], &token, &[&with]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

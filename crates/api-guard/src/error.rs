@@ -52,6 +52,13 @@ pub enum Error {
     /// request: 401 `invalid_dpop_proof` with a `DPoP` challenge.
     #[error("invalid DPoP proof: {0}")]
     InvalidDpopProof(Reason),
+    /// Server-provided nonces are on and the proof lacks the current one (RFC 9449 §9):
+    /// 401 `use_dpop_nonce` with the nonce in a `DPoP-Nonce` header; the client retries with it.
+    #[error("DPoP proof without the current nonce")]
+    UseDpopNonce {
+        /// The nonce to use.
+        nonce: String,
+    },
     /// A check that needs a shared service (the DPoP replay store) could not be made: 503
     /// with `Retry-After`, never an accept.
     #[error("temporarily unavailable: {0}")]
@@ -234,6 +241,9 @@ pub enum Reason {
     /// The proof's `jti` was seen within the window.
     #[error("DPoP proof replayed")]
     DpopReplayed,
+    /// Nonces are on and the proof lacks the current one.
+    #[error("DPoP proof without the current nonce")]
+    DpopUseNonce,
     /// The replay store cannot be reached.
     #[error("DPoP replay store unavailable")]
     ReplayStoreUnavailable,
@@ -454,6 +464,11 @@ impl Reason {
                 "dpop_replayed",
                 "the DPoP proof was used before: make a fresh proof for each request",
             ),
+            Reason::DpopUseNonce => (
+                InvalidDpopProof,
+                "dpop_use_nonce",
+                "the DPoP proof must carry the nonce of the `DPoP-Nonce` response header",
+            ),
             Reason::ReplayStoreUnavailable => (
                 Unavailable,
                 "replay_store_unavailable",
@@ -495,7 +510,8 @@ impl Reason {
             | Reason::DpopIssuedInFuture
             | Reason::DpopWrongTokenHash
             | Reason::DpopKeyMismatch
-            | Reason::DpopReplayed => Scheme::Dpop,
+            | Reason::DpopReplayed
+            | Reason::DpopUseNonce => Scheme::Dpop,
             _ => Scheme::Bearer,
         }
     }
@@ -533,6 +549,7 @@ impl Error {
             Error::InvalidRequest(_) => "invalid_request",
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Error::UseDpopNonce { .. } => "use_dpop_nonce",
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::KeysUnavailable { .. } | Error::Unavailable(_) => "temporarily_unavailable",
             Error::NotConfigured => "server_error",
@@ -547,6 +564,7 @@ impl Error {
             | Error::InvalidToken(r)
             | Error::InvalidDpopProof(r)
             | Error::Unavailable(r) => r.code(),
+            Error::UseDpopNonce { .. } => Reason::DpopUseNonce.code(),
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::KeysUnavailable { .. } => "keys_unavailable",
             Error::NotConfigured => "not_configured",
@@ -560,6 +578,7 @@ impl Error {
             | Error::InvalidToken(r)
             | Error::InvalidDpopProof(r)
             | Error::Unavailable(r) => r.description(),
+            Error::UseDpopNonce { .. } => Reason::DpopUseNonce.description(),
             Error::InsufficientScope { .. } => "the access token lacks a scope this endpoint needs",
             Error::KeysUnavailable { .. } => {
                 "the issuer's signing keys could not be loaded yet; retry later"
@@ -584,6 +603,7 @@ impl Error {
             Error::InsufficientScope { required } => {
                 (self.code(), Some(required.join(" ")), Scheme::Bearer)
             }
+            Error::UseDpopNonce { .. } => (self.code(), None, Scheme::Dpop),
             Error::KeysUnavailable { .. } | Error::Unavailable(_) | Error::NotConfigured => {
                 return None;
             }
@@ -668,9 +688,10 @@ struct Body<'a> {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::MissingToken(_) | Error::InvalidToken(_) | Error::InvalidDpopProof(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Error::MissingToken(_)
+            | Error::InvalidToken(_)
+            | Error::InvalidDpopProof(_)
+            | Error::UseDpopNonce { .. } => StatusCode::UNAUTHORIZED,
             Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Error::KeysUnavailable { .. } | Error::Unavailable(_) => {
@@ -692,6 +713,10 @@ impl ResponseError for Error {
         }
         if let Error::KeysUnavailable { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1)));
+        }
+        if let Error::UseDpopNonce { nonce } = self {
+            // base64url text of our own: always a valid header value.
+            response.insert_header(("DPoP-Nonce", nonce.as_str()));
         }
         if let Error::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS));

@@ -57,8 +57,22 @@ pub struct AuthSettings {
     dpop: DpopMode,
     dpop_window: Duration,
     dpop_replay_capacity: usize,
+    dpop_nonce_secret: Option<NonceSecret>,
     public_url: Option<String>,
 }
+
+/// The secret DPoP nonces are derived from: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct NonceSecret(pub(crate) Vec<u8>);
+
+impl fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSecret(***)")
+    }
+}
+
+/// The shortest nonce secret accepted: 256 bits of base64 or hex text.
+const MIN_NONCE_SECRET_BYTES: usize = 32;
 
 /// Whether a guard accepts DPoP-bound tokens (RFC 9449).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -133,6 +147,7 @@ impl AuthSettings {
             dpop: DpopMode::Allowed,
             dpop_window: DEFAULT_DPOP_WINDOW,
             dpop_replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+            dpop_nonce_secret: None,
             public_url: None,
         }
     }
@@ -305,6 +320,28 @@ impl AuthSettings {
         self
     }
 
+    /// Turns on server-provided DPoP nonces (RFC 9449 §9): a proof must then carry the
+    /// current nonce, which a proof without it learns from a 401 `use_dpop_nonce` answer's
+    /// `DPoP-Nonce` header. Nonces are derived from `secret` and the clock, so every replica
+    /// given the same secret (at least 32 bytes) agrees without shared state; one is good for
+    /// one to two minutes. Default: off.
+    pub fn with_dpop_nonce_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.dpop_nonce_secret = Some(NonceSecret(secret.into()));
+        self
+    }
+
+    /// The nonce secret, when nonces are on.
+    pub(crate) fn dpop_nonce_secret(&self) -> Option<&[u8]> {
+        self.dpop_nonce_secret
+            .as_ref()
+            .map(|secret| secret.0.as_slice())
+    }
+
+    /// Whether DPoP proofs must carry a server-provided nonce.
+    pub fn dpop_nonces(&self) -> bool {
+        self.dpop_nonce_secret.is_some()
+    }
+
     /// The DPoP mode.
     pub fn dpop_mode(&self) -> DpopMode {
         self.dpop
@@ -453,6 +490,18 @@ impl AuthSettings {
             return error(
                 "dpop_replay_capacity",
                 "must be at least 1 (a full store answers 503; it never forgets early)".into(),
+            );
+        }
+        if self
+            .dpop_nonce_secret
+            .as_ref()
+            .is_some_and(|secret| secret.0.len() < MIN_NONCE_SECRET_BYTES)
+        {
+            return error(
+                "dpop_nonce_secret",
+                format!(
+                    "is shorter than {MIN_NONCE_SECRET_BYTES} bytes; use a random one, e.g. `openssl rand -base64 32`"
+                ),
             );
         }
         if let Some(url) = self

@@ -30,6 +30,9 @@
 //! (`replay.rs`). Behind a proxy, set the public URL: the `Host` header names it otherwise.
 
 pub(crate) mod htu;
+mod nonce;
+
+use nonce::Nonces;
 mod proof;
 mod replay;
 
@@ -114,6 +117,7 @@ pub(crate) fn check_request(
         .to_str()
         .map_err(|_| Error::from(Reason::DpopMalformed))?;
     let url = request_url(req, settings.public_url()).ok_or(Error::from(Reason::DpopWrongUrl))?;
+    let nonces = settings.dpop_nonce_secret().map(Nonces::new);
     let expected = proof::Expected {
         method: req.method().as_str(),
         url: &url,
@@ -121,8 +125,14 @@ pub(crate) fn check_request(
         now,
         window: settings.dpop_window(),
         leeway: settings.leeway(),
+        nonces: nonces.as_ref(),
     };
-    proof::check(proof, &expected).map_err(Error::from)
+    proof::check(proof, &expected).map_err(|reason| match (reason, &nonces) {
+        (Reason::DpopUseNonce, Some(nonces)) => Error::UseDpopNonce {
+            nonce: nonces.current(now),
+        },
+        _ => Error::from(reason),
+    })
 }
 
 /// A proof sent to a token endpoint that passed [`check_token_request_proof`].
@@ -159,6 +169,7 @@ pub fn check_token_request_proof(
             .map_or(0, |d| d.as_secs()),
         window,
         leeway,
+        nonces: None,
     };
     let checked = proof::check(proof, &expected)?;
     Ok(TokenRequestProof {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::htu;
+use super::nonce::Nonces;
 use super::replay::ProofId;
 use crate::Algorithm;
 use crate::error::Reason;
@@ -39,6 +40,8 @@ pub(crate) struct Expected<'a> {
     pub(crate) window: Duration,
     /// How far in the future `iat` may be.
     pub(crate) leeway: Duration,
+    /// When nonces are on: the proof must carry a current one (RFC 9449 §9).
+    pub(crate) nonces: Option<&'a Nonces>,
 }
 
 /// A proof that passed every check that does not need the token's claims or the store.
@@ -74,6 +77,7 @@ struct Claims {
     htu: String,
     iat: f64,
     ath: Option<String>,
+    nonce: Option<String>,
 }
 
 /// Checks `proof` against `expected`: every check of RFC 9449 §4.3 except the key binding
@@ -133,6 +137,16 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
     let claims: Claims = json_segment(payload_b64)?;
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(Reason::DpopMalformed);
+    }
+    // §9: without the current nonce the client is told it (the caller adds `DPoP-Nonce`).
+    if let Some(nonces) = expected.nonces {
+        let fresh = claims
+            .nonce
+            .as_deref()
+            .is_some_and(|nonce| nonces.accepts(nonce, expected.now));
+        if !fresh {
+            return Err(Reason::DpopUseNonce);
+        }
     }
     if claims.htm != expected.method {
         return Err(Reason::DpopWrongMethod);
