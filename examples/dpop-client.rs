@@ -6,7 +6,11 @@
 //! api-guard --dev &                                   # the service and its issuer
 //! cargo run --example dpop-client -- http://127.0.0.1:8080
 //! cargo run --example dpop-client -- http://127.0.0.1:8080 --curl   # print a curl command
+//! cargo run --example dpop-client -- http://127.0.0.1:8080 --proofs N # for benches/load/dpop
 //! ```
+//!
+//! `--proofs N` prints the bound token on one line, then N proofs for `GET /api/whoami`, one
+//! a line, each good for one request: the load benchmark's pool.
 //!
 //! The issuer is found from the service's protected-resource metadata (RFC 9728), its token
 //! endpoint from the issuer's metadata (RFC 8414). Client credentials: `DEV_CLIENT_ID` and
@@ -68,8 +72,19 @@ async fn get_json(client: &awc::Client, url: &str) -> Result<Value, Failure> {
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let curl = args.iter().any(|a| a == "--curl");
-    let Some(service) = args.iter().find(|a| !a.starts_with("--")) else {
-        eprintln!("usage: cargo run --example dpop-client -- SERVICE_URL [--curl]");
+    let proofs: Option<usize> = match args.iter().position(|a| a == "--proofs") {
+        None => None,
+        Some(at) => Some(
+            args.get(at + 1)
+                .and_then(|n| n.parse().ok())
+                .ok_or("--proofs needs a number")?,
+        ),
+    };
+    let Some(service) = args
+        .iter()
+        .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err())
+    else {
+        eprintln!("usage: cargo run --example dpop-client -- SERVICE_URL [--curl | --proofs N]");
         eprintln!("   e.g. cargo run --example dpop-client -- http://127.0.0.1:8080");
         std::process::exit(2);
     };
@@ -111,6 +126,15 @@ async fn main() -> Result<(), Failure> {
     let token = answer["access_token"].as_str().ok_or("no access_token")?;
 
     let url = format!("{service}/api/whoami");
+    if let Some(count) = proofs {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        writeln!(out, "{token}")?;
+        for _ in 0..count {
+            writeln!(out, "{}", key.proof("GET", &url, Some(token))?)?;
+        }
+        return Ok(());
+    }
     let proof = key.proof("GET", &url, Some(token))?;
     if curl {
         // One request, within the proof window.
