@@ -670,3 +670,36 @@ async fn with_nonces_a_proof_without_the_current_nonce_learns_it_and_every_repli
     let reply = whoami(&replicas[1], &token, &[&with]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+#[actix_web::test]
+async fn the_token_is_checked_before_the_proof_and_a_new_key_defers_the_proof_until_it_is_fetched()
+{
+    let app = spawn_app().await;
+    let url = format!("{}/api/whoami", app.address);
+    let key = Key::p256();
+    // A forged token with a perfect proof: refused for the token, before the proof's
+    // signature (a client-chosen key, up to RSA-8192) is worth checking.
+    let forged = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    let proof = Proof::new(&key, "GET", &url, forged).sign(&key);
+    let reply = whoami(&app, forged, &[&proof]).await;
+    assert_eq!(
+        (reply.status, reply.body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    // A token signed with a key the service has not fetched yet: the proof is checked after
+    // the refetch, and passes.
+    let kid = app.issuer.add_key(api_guard::Algorithm::RS256);
+    assert!(app.issuer.use_key(&kid));
+    let token = app.issuer.mint_bound(&["AccessAll"], &key.thumbprint());
+    let bad = Proof::new(&key, "GET", &url, &token)
+        .claim("htm", json!("PUT"))
+        .sign(&key);
+    assert_dpop_refusal(
+        &whoami(&app, &token, &[&bad]).await,
+        "invalid_dpop_proof",
+        "a bad proof with a token of a key fetched for it",
+    );
+    let proof = Proof::new(&key, "GET", &url, &token).sign(&key);
+    let reply = whoami(&app, &token, &[&proof]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

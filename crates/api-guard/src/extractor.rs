@@ -30,11 +30,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthenticatedClaims<T> {
         };
         match guard.authenticate(req) {
             Step::Done(result) => Either::Left(ready(result.and_then(|c| c.with_custom()))),
-            Step::NeedsKeys(token, proof) => {
+            Step::NeedsKeys(token, dpop) => {
                 let guard = guard.clone();
                 Either::Right(Box::pin(async move {
                     guard
-                        .authenticate_after_refetch(token, proof)
+                        .authenticate_after_refetch(token, dpop)
                         .await
                         .and_then(|c| c.with_custom())
                 }))

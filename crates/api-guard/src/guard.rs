@@ -25,9 +25,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::bearer::{self, Scheme};
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
-use crate::dpop::{
-    self, CheckedProof, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError,
-};
+use crate::dpop::{self, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError};
 use crate::error::{Error, Reason};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
 use crate::settings::{AuthSettings, DpopMode, SettingsError};
@@ -66,7 +64,7 @@ pub(crate) enum Step {
     Done(Result<AuthenticatedClaims, Error>),
     /// The token names a `kid` we do not have: refetch, then validate again (and finish
     /// the DPoP checks of its proof, if it came with one).
-    NeedsKeys(String, Option<CheckedProof>),
+    NeedsKeys(String, Option<HttpRequest>),
     /// Everything is checked but the DPoP proof's replay, which the store answers.
     Pending(LocalBoxFuture<'static, Result<AuthenticatedClaims, Error>>),
 }
@@ -176,13 +174,33 @@ impl Guard {
                 }
                 Err(error) => return Step::Done(Err(error)),
             };
-        let proof = match scheme {
-            Scheme::Bearer if mode == DpopMode::Required => {
-                return Step::Done(Err(Error::from(Reason::DpopRequired)));
+        if scheme == Scheme::Bearer && mode == DpopMode::Required {
+            return Step::Done(Err(Error::from(Reason::DpopRequired)));
+        }
+        let Some(keys) = self.0.store.keys() else {
+            return Step::Done(Err(self.keys_unavailable()));
+        };
+        // The token before the proof: a proof's key is the client's own (RSA up to 8192
+        // bits), so only a request with a valid token is worth its signature check.
+        let dpop = (scheme == Scheme::Dpop).then_some(req);
+        match self.validate(token, &keys) {
+            Err(Error::InvalidToken(Reason::UnknownKey)) => {
+                Step::NeedsKeys(token.to_owned(), dpop.cloned())
             }
-            Scheme::Bearer => None,
-            // The proof first: it is cheaper to refuse than a token, and needs no keys.
-            Scheme::Dpop => {
+            Err(error) => Step::Done(Err(error)),
+            Ok(claims) => self.finish(claims, token, dpop),
+        }
+    }
+
+    /// The checks after the token's: the DPoP proof of a request that came as DPoP (`dpop`),
+    /// the binding, the scopes, then the proof's replay.
+    fn finish(&self, claims: AuthenticatedClaims, token: &str, dpop: Option<&HttpRequest>) -> Step {
+        let mode = self.0.settings.dpop_mode();
+        let proof = match dpop {
+            None => None,
+            // Not bound: refused without a signature check (the binding check says why).
+            Some(_) if claims.dpop_thumbprint().is_none() => None,
+            Some(req) => {
                 let now = crate::validator::now() as u64;
                 match dpop::check_request(req, token, &self.0.settings, now) {
                     Ok(proof) => Some(proof),
@@ -190,21 +208,9 @@ impl Guard {
                 }
             }
         };
-        let Some(keys) = self.0.store.keys() else {
-            return Step::Done(Err(self.keys_unavailable()));
-        };
-        match self.validate(token, &keys) {
-            Err(Error::InvalidToken(Reason::UnknownKey)) => {
-                Step::NeedsKeys(token.to_owned(), proof)
-            }
-            Err(error) => Step::Done(Err(error)),
-            Ok(claims) => self.finish(claims, proof),
+        if dpop.is_some() && proof.is_none() {
+            return Step::Done(Err(Error::from(Reason::UnboundToken)));
         }
-    }
-
-    /// The checks after the token's: the DPoP binding, the scopes, then the proof's replay.
-    fn finish(&self, claims: AuthenticatedClaims, proof: Option<CheckedProof>) -> Step {
-        let mode = self.0.settings.dpop_mode();
         let thumbprint = proof.as_ref().map(|proof| proof.thumbprint.as_str());
         if let Err(reason) = dpop::check_dpop_binding(mode, &claims, thumbprint) {
             return Step::Done(Err(Error::from(reason)));
@@ -230,7 +236,7 @@ impl Guard {
     pub(crate) async fn authenticate_after_refetch(
         self,
         token: String,
-        proof: Option<CheckedProof>,
+        dpop: Option<HttpRequest>,
     ) -> Result<AuthenticatedClaims, Error> {
         let keys = self
             .0
@@ -244,7 +250,7 @@ impl Guard {
             .0
             .cache
             .verify_and_insert(&token, |now| validator.verify_at(&token, &keys, now))?;
-        match self.finish(claims, proof) {
+        match self.finish(claims, &token, dpop.as_ref()) {
             Step::Done(result) => result,
             Step::Pending(remembered) => remembered.await,
             // `finish` never asks for keys.
