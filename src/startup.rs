@@ -381,11 +381,14 @@ fn cors(origins: &[String], dev_prefix: Option<String>) -> Cors {
             header::CONTENT_TYPE,
             header::ACCEPT,
             telemetry::REQUEST_ID,
+            // RFC 9449: a browser client sends its proof, and reads a server nonce.
+            header::HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
             telemetry::REQUEST_ID,
+            header::HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(3600)
         .block_on_origin_mismatch(false)
