@@ -36,7 +36,7 @@ const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
 const DEFAULT_DPOP_WINDOW: Duration = Duration::from_secs(180);
 /// The longest DPoP window a setting may give: proofs are meant for one request.
 const MAX_DPOP_WINDOW: Duration = Duration::from_secs(3600);
-/// The in-process replay store's size by default: about 60 MiB when full.
+/// The in-process replay store's size by default: at most about 100 MiB when full.
 const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 1 << 20;
 
 /// The settings of a [`Guard`](crate::Guard): the issuer whose tokens are accepted and what
@@ -304,7 +304,7 @@ impl AuthSettings {
         self
     }
 
-    /// How many DPoP proofs the in-process replay store holds at most (about 60 bytes
+    /// How many DPoP proofs the in-process replay store holds at most (50 to 100 bytes
     /// each); when it is full of proofs younger than the window, further DPoP requests get
     /// 503 rather than the memory growing. Default: 1,048,576.
     pub fn with_dpop_replay_capacity(mut self, proofs: usize) -> Self {
