@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod healthcheck;
 pub mod loopback;
 pub mod public_url;
+pub mod replay_store;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;

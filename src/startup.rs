@@ -12,6 +12,8 @@ use actix_web::{App, HttpServer, web};
 
 use api_guard::{Guard, GuardError};
 
+use crate::replay_store::RedisReplayStore;
+
 use crate::config::{Config, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
@@ -126,7 +128,13 @@ impl Application {
         };
 
         let (config, dev_issuer) = resolve_issuer(config, addr)?;
-        let guard = Guard::start(config.auth.clone())?;
+        let guard = match &config.dpop_replay_store {
+            None => Guard::start(config.auth.clone())?,
+            Some(address) => {
+                let store = RedisReplayStore::start(address.clone())?;
+                Guard::start_with_replay_store(config.auth.clone(), std::sync::Arc::new(store))?
+            }
+        };
         let issuer = guard.settings().issuer().to_owned();
         let origins = config.cors_allowed_origins.clone();
         // Under --dev, every request must name a loopback host, and the issuer's own routes
@@ -389,11 +397,14 @@ fn cors(origins: &[String], dev_prefix: Option<String>) -> Cors {
             header::CONTENT_TYPE,
             header::ACCEPT,
             telemetry::REQUEST_ID,
+            // RFC 9449: a browser client sends its proof, and reads a server nonce.
+            header::HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
             telemetry::REQUEST_ID,
+            header::HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(3600)
         .block_on_origin_mismatch(false)

@@ -234,69 +234,6 @@ pub struct Cli {
     )]
     pub token_cache_bytes: String,
 
-    /// Token introspection (RFC 7662): `off`; `opaque` (tokens that are not JWTs are checked
-    /// with the issuer's introspection endpoint); `always` (JWTs too, after the local checks:
-    /// revoked tokens are refused). Needs AUTH_INTROSPECTION_CLIENT_ID and _SECRET.
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION",
-        value_name = "MODE",
-        default_value = "off",
-        value_parser = Choices(INTROSPECTION_MODES),
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection: String,
-
-    /// The introspection endpoint. Default: the `introspection_endpoint` of the issuer's
-    /// metadata (Okta: {issuer}/v1/introspect).
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION_URL",
-        value_name = "URL",
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection_url: Option<String>,
-
-    /// The client id api-guard introspects as (HTTP Basic). With --dev: DEV_CLIENT_ID.
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION_CLIENT_ID",
-        value_name = "ID",
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection_client_id: Option<String>,
-
-    /// The secret of that client; never logged. With --dev: DEV_CLIENT_SECRET.
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION_CLIENT_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true,
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection_client_secret: Option<String>,
-
-    /// How long an introspection answer is reused, never past the token's `exp`; 0 asks the
-    /// endpoint on every request.
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION_CACHE_SECS",
-        value_name = "SECS",
-        default_value = "60",
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection_cache_secs: String,
-
-    /// The longest one introspection call may take; a slower endpoint gets the request a 503.
-    #[arg(
-        long,
-        env = "AUTH_INTROSPECTION_TIMEOUT_MS",
-        value_name = "MS",
-        default_value = "5000",
-        help_heading = DPOP_INTROSPECTION
-    )]
-    pub introspection_timeout_ms: String,
-
     /// Listen address.
     #[arg(
         long,
@@ -415,6 +352,128 @@ pub struct Cli {
         help_heading = GATEWAY
     )]
     pub upstream_max_body_bytes: String,
+
+    /// DPoP-bound tokens (RFC 9449): `off` (the DPoP scheme is refused), `allowed` (DPoP
+    /// with a valid proof, and Bearer tokens that are not bound) or `required` (DPoP only;
+    /// Bearer tokens get a DPoP challenge). A bound token sent as Bearer is always refused.
+    #[arg(
+        long = "dpop",
+        env = "AUTH_DPOP",
+        value_name = "MODE",
+        default_value = "allowed",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub dpop: String,
+
+    /// Seconds a DPoP proof stays valid after its `iat`; proofs are remembered this long to
+    /// refuse replays (1 to 3600).
+    #[arg(
+        long,
+        env = "DPOP_WINDOW_SECS",
+        value_name = "SECS",
+        default_value = "180",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub dpop_window_secs: String,
+
+    /// Where the `jti`s of accepted DPoP proofs are remembered: empty for this process only,
+    /// or `redis://host:port` (Redis or Valkey) to share them with every replica, so a proof
+    /// used at one is refused at all. Redis unreachable: DPoP requests answer 503.
+    #[arg(
+        long,
+        env = "DPOP_REPLAY_STORE",
+        value_name = "URL",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub dpop_replay_store: String,
+
+    /// Server-provided DPoP nonces (RFC 9449 §9): `true` makes every proof carry the current
+    /// nonce, which a client learns from a 401 `use_dpop_nonce` and its `DPoP-Nonce` header.
+    /// Needs DPOP_NONCE_SECRET.
+    #[arg(
+        long,
+        env = "DPOP_NONCES",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub dpop_nonces: String,
+
+    /// With DPOP_NONCES=true: the secret nonces are derived from, the same on every replica
+    /// (at least 32 characters, e.g. `openssl rand -base64 32`).
+    #[arg(
+        long,
+        env = "DPOP_NONCE_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub dpop_nonce_secret: Option<String>,
+
+    /// Token introspection (RFC 7662): `off`; `opaque` (tokens that are not JWTs are checked
+    /// with the issuer's introspection endpoint); `always` (JWTs too, after the local checks:
+    /// revoked tokens are refused). Needs AUTH_INTROSPECTION_CLIENT_ID and _SECRET.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION",
+        value_name = "MODE",
+        default_value = "off",
+        value_parser = Choices(INTROSPECTION_MODES),
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection: String,
+
+    /// The introspection endpoint. Default: the `introspection_endpoint` of the issuer's
+    /// metadata (Okta: {issuer}/v1/introspect).
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_URL",
+        value_name = "URL",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_url: Option<String>,
+
+    /// The client id api-guard introspects as (HTTP Basic). With --dev: DEV_CLIENT_ID.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CLIENT_ID",
+        value_name = "ID",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_client_id: Option<String>,
+
+    /// The secret of that client; never logged. With --dev: DEV_CLIENT_SECRET.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_client_secret: Option<String>,
+
+    /// How long an introspection answer is reused, never past the token's `exp`; 0 asks the
+    /// endpoint on every request.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CACHE_SECS",
+        value_name = "SECS",
+        default_value = "60",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_cache_secs: String,
+
+    /// The longest one introspection call may take; a slower endpoint gets the request a 503.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_TIMEOUT_MS",
+        value_name = "MS",
+        default_value = "5000",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_timeout_ms: String,
 
     /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
     /// BIND_ADDR. Default: /metrics on BIND_ADDR.

@@ -409,3 +409,32 @@ pub(super) fn split_list(value: &str, separators: &[char]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// `DPOP_REPLAY_STORE`: empty for the in-process store, or `redis://host:port`, returned as
+/// `host:port`. No user, password, database or TLS: a Redis on the private network.
+pub(super) fn redis_address(value: &str) -> Result<Option<String>, ConfigError> {
+    let setting = "DPOP_REPLAY_STORE (--dpop-replay-store)";
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let address = value
+        .strip_prefix("redis://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .filter(|rest| {
+            rest.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'))
+                    && port.parse::<u16>().is_ok_and(|port| port > 0)
+            })
+        })
+        .ok_or_else(|| {
+            error(
+                setting,
+                format!("`{value}` is not redis://host:port, e.g. redis://127.0.0.1:6379 (no user, password or database)"),
+            )
+        })?;
+    Ok(Some(address.to_owned()))
+}

@@ -13,7 +13,7 @@ mod upstream;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api_guard::{AuthSettings, SettingsError};
+use api_guard::{AuthSettings, DpopMode, SettingsError};
 
 pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, ExplainArgs};
 
@@ -107,6 +107,9 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// A separate listen address for `/metrics`, or `None` to serve it on `bind`.
     pub metrics_addr: Option<SocketAddr>,
+    /// `DPOP_REPLAY_STORE`: a Redis `host:port` shared by the replicas, or `None` for the
+    /// in-process store.
+    pub dpop_replay_store: Option<String>,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
     /// Gateway mode (`UPSTREAM_URL`): where and how requests are proxied; `None` to serve
@@ -279,6 +282,13 @@ impl Config {
             ));
         }
         let public_url = public_url(&cli.public_url)?;
+        let auth = dpop_settings(
+            auth,
+            &cli.dpop,
+            &cli.dpop_window_secs,
+            public_url.as_deref(),
+        )?;
+        let auth = dpop_nonces(auth, &cli.dpop_nonces, cli.dpop_nonce_secret.as_deref())?;
         let metrics_addr = metrics_addr(cli.metrics_addr.as_deref())?;
         let mut warnings = warnings;
         // (--dev refuses a non-loopback bind at start-up instead.)
@@ -303,10 +313,55 @@ impl Config {
             )?,
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
+            dpop_replay_store: fields::redis_address(&cli.dpop_replay_store)?,
             warnings,
             upstream,
         })
     }
+}
+
+/// `DPOP_NONCES` and its `DPOP_NONCE_SECRET`, which must be set when nonces are on.
+fn dpop_nonces(
+    auth: AuthSettings,
+    on: &str,
+    secret: Option<&str>,
+) -> Result<AuthSettings, ConfigError> {
+    if !boolean("DPOP_NONCES (--dpop-nonces)", on)? {
+        return Ok(auth);
+    }
+    let secret = secret.map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+        error(
+            "DPOP_NONCE_SECRET (--dpop-nonce-secret)",
+            "is required with DPOP_NONCES=true: the same random value on every replica, e.g. `openssl rand -base64 32`",
+        )
+    })?;
+    let auth = auth.with_dpop_nonce_secret(secret.as_bytes());
+    auth.validate().map_err(auth_setting_error)?;
+    Ok(auth)
+}
+
+/// `AUTH_DPOP`, `DPOP_WINDOW_SECS`, and `PUBLIC_URL` for the proofs' `htu`.
+fn dpop_settings(
+    auth: AuthSettings,
+    mode: &str,
+    window_secs: &str,
+    public_url: Option<&str>,
+) -> Result<AuthSettings, ConfigError> {
+    let mode: DpopMode = mode
+        .trim()
+        .parse()
+        .map_err(|problem| error("AUTH_DPOP (--dpop)", problem))?;
+    let window = duration(
+        "DPOP_WINDOW_SECS (--dpop-window-secs)",
+        window_secs,
+        1..=3600,
+    )?;
+    let mut auth = auth.with_dpop(mode).with_dpop_window(window);
+    if let Some(url) = public_url {
+        auth = auth.with_public_url(url);
+    }
+    auth.validate().map_err(auth_setting_error)?;
+    Ok(auth)
 }
 
 /// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
@@ -365,6 +420,9 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
         "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
         "https_proxy" => "HTTPS_PROXY (--https-proxy)",
+        "dpop_window" => "DPOP_WINDOW_SECS (--dpop-window-secs)",
+        "dpop_nonce_secret" => "DPOP_NONCE_SECRET (--dpop-nonce-secret)",
+        "public_url" => "PUBLIC_URL (--public-url)",
         other => introspection::setting_name(other).unwrap_or("AUTH_* settings"),
     };
     error(setting, refused.problem)

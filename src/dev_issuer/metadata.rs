@@ -60,6 +60,8 @@ fn document(issuer: &DevIssuer) -> Value {
         "scopes_supported": issuer.settings().scopes,
         "response_types_supported": ["token"],
         "id_token_signing_alg_values_supported": algs,
+        // RFC 9449 §5.1: token requests with a DPoP proof get bound tokens.
+        "dpop_signing_alg_values_supported": api_guard::dpop_algorithms().collect::<Vec<_>>(),
     })
 }
 

@@ -29,8 +29,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use api_guard::Algorithm;
 use api_guard::testing::{TestIssuer, TokenBuilder};
+use api_guard::{Algorithm, MemoryReplayStore};
 use serde_json::{Value, json};
 
 pub use settings::{DevIssuerError, DevIssuerSettings};
@@ -54,6 +54,8 @@ struct Inner {
     verifier: Option<api_guard::Guard>,
     remembered: RwLock<introspect::Remembered>,
     introspection_calls: AtomicU64,
+    /// The DPoP proofs of token requests already used (RFC 9449 §11.1).
+    proofs: MemoryReplayStore,
 }
 
 impl DevIssuer {
@@ -84,6 +86,7 @@ impl DevIssuer {
             jwk_override: RwLock::new(None),
             jwks_fetches: AtomicU64::new(0),
             metadata_fetches: AtomicU64::new(0),
+            proofs: MemoryReplayStore::new(token::MAX_PROOFS),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -197,6 +200,14 @@ impl DevIssuer {
     /// copied verbatim so tests can forge algorithm-confusion tokens.
     pub fn mint_with(&self, header: Value, claims: Value) -> String {
         self.inner.keys.sign(&header, &claims)
+    }
+
+    /// A token as [`mint`](Self::mint) makes it, bound to the DPoP key whose RFC 7638
+    /// thumbprint is `jkt` (`cnf.jkt`, RFC 9449 §6.1).
+    pub fn mint_bound(&self, scopes: &[&str], jkt: &str) -> String {
+        self.token(scopes)
+            .claim("cnf", json!({ "jkt": jkt }))
+            .mint()
     }
 
     /// The claims [`mint`](Self::mint) uses, with `iat` now and `exp` one token lifetime later.

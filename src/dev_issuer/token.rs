@@ -3,12 +3,14 @@
 //! RFC 6749 JSON error, never actix's text body.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, PRAGMA, WWW_AUTHENTICATE,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
+use api_guard::{Remembered, ReplayStore, check_token_request_proof};
 use base64::Engine;
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -18,6 +20,11 @@ use super::DevIssuer;
 
 /// A token request is a few hundred bytes; anything near this is not one.
 const BODY_LIMIT: usize = 16 * 1024;
+/// The DPoP proofs of token requests remembered at most: a development issuer's traffic.
+pub(super) const MAX_PROOFS: usize = 100_000;
+/// How old a token request's DPoP proof may be, and the clock skew allowed.
+const PROOF_WINDOW: Duration = Duration::from_secs(180);
+const PROOF_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Clients disagree on padding Basic credentials; RFC 7617 does not make it worth a rejection.
 const BASIC: GeneralPurpose = GeneralPurpose::new(
@@ -32,6 +39,8 @@ pub(super) enum TokenError {
     InvalidClient(&'static str),
     UnsupportedGrantType,
     InvalidScope(String),
+    /// RFC 9449 §5: a bad DPoP proof at the token endpoint.
+    InvalidDpopProof(&'static str),
 }
 
 impl TokenError {
@@ -52,6 +61,11 @@ impl TokenError {
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 format!("scope `{scope}` is not allowed for this client"),
+            ),
+            Self::InvalidDpopProof(why) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                (*why).to_owned(),
             ),
         };
         let mut response = HttpResponse::build(status);
@@ -79,7 +93,10 @@ pub(super) async fn token(
     issuer: web::Data<DevIssuer>,
 ) -> HttpResponse {
     let result = match read_form(&req, payload).await {
-        Ok(form) => issue(&issuer, req.headers().get(AUTHORIZATION), &form),
+        Ok(form) => match binding(&req, &issuer).await {
+            Ok(jkt) => issue(&issuer, req.headers().get(AUTHORIZATION), &form, jkt),
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     match result {
@@ -137,10 +154,40 @@ fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, TokenError> {
     Ok(form)
 }
 
+/// RFC 9449 §5: a request with one `DPoP` proof for this endpoint gets a token bound to
+/// the proof's key; its thumbprint is returned. `None` without a proof.
+async fn binding(req: &HttpRequest, issuer: &DevIssuer) -> Result<Option<String>, TokenError> {
+    let mut proofs = req.headers().get_all("dpop");
+    let Some(proof) = proofs.next() else {
+        return Ok(None);
+    };
+    if proofs.next().is_some() {
+        return Err(TokenError::InvalidDpopProof(
+            "send exactly one `DPoP` header",
+        ));
+    }
+    let proof = proof
+        .to_str()
+        .map_err(|_| TokenError::InvalidDpopProof("the DPoP proof is not a JWT"))?;
+    let endpoint = issuer.token_endpoint();
+    let checked = check_token_request_proof(proof, "POST", &endpoint, PROOF_WINDOW, PROOF_LEEWAY)
+        .map_err(|reason| TokenError::InvalidDpopProof(reason.description()))?;
+    match issuer.inner.proofs.remember(checked.id, checked.ttl).await {
+        Ok(Remembered::First) => Ok(Some(checked.thumbprint)),
+        Ok(Remembered::Replayed) => Err(TokenError::InvalidDpopProof(
+            "the DPoP proof was used before: make a fresh proof for each request",
+        )),
+        Err(_) => Err(TokenError::InvalidDpopProof(
+            "too many DPoP proofs right now; retry later",
+        )),
+    }
+}
+
 fn issue(
     issuer: &DevIssuer,
     authorization: Option<&HeaderValue>,
     form: &HashMap<String, String>,
+    jkt: Option<String>,
 ) -> Result<TokenResponse, TokenError> {
     authenticate(issuer, authorization, form)?;
     match form.get("grant_type").map(String::as_str) {
@@ -157,17 +204,28 @@ fn issue(
     let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
     // A development extension (Okta has none): `token_format=opaque` asks for an opaque
     // token, which only introspection can check.
-    let access_token = match form.get("token_format").map(String::as_str) {
-        None | Some("jwt") => issuer.mint(&scopes),
-        Some("opaque") => issuer.mint_opaque(&scopes),
+    let opaque = match form.get("token_format").map(String::as_str) {
+        None | Some("jwt") => false,
+        Some("opaque") => true,
         Some(_) => {
             return Err(TokenError::InvalidRequest(
                 "`token_format` must be `jwt` or `opaque`".to_owned(),
             ));
         }
     };
+    // Bound as Okta binds: `cnf.jkt` in the token, `token_type: DPoP` in the answer.
+    let (access_token, token_type) = match (jkt, opaque) {
+        (Some(_), true) => {
+            return Err(TokenError::InvalidRequest(
+                "an opaque token cannot be bound to a DPoP key here: drop `token_format=opaque` or the `DPoP` proof".to_owned(),
+            ));
+        }
+        (Some(jkt), false) => (issuer.mint_bound(&scopes, &jkt), "DPoP"),
+        (None, true) => (issuer.mint_opaque(&scopes), "Bearer"),
+        (None, false) => (issuer.mint(&scopes), "Bearer"),
+    };
     Ok(TokenResponse {
-        token_type: "Bearer",
+        token_type,
         access_token,
         expires_in: settings.token_lifetime.as_secs(),
         scope: scopes.join(" "),

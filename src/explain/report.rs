@@ -27,7 +27,7 @@ pub const SENSITIVE_CLAIMS: &[&str] = &[
     "gender",
 ];
 
-/// The lines, in order: the guard's checks, then the DPoP binding.
+/// The lines, in the order the guard runs the checks.
 const ORDER: [&str; 15] = [
     "token",
     "header",
@@ -42,8 +42,8 @@ const ORDER: [&str; 15] = [
     "nbf",
     "iat",
     "introspection",
-    "scopes",
     "dpop",
+    "scopes",
 ];
 
 /// The checks that only a JWT goes through.
@@ -129,9 +129,6 @@ impl<'e> Report<'e> {
         let lines = ORDER
             .iter()
             .map(|&name| {
-                if name == "dpop" {
-                    return skipped(name, "not checked: DPoP support is not in this build");
-                }
                 if let Some(check) = explanation.checks.iter().find(|c| c.check.name() == name) {
                     return line(check, &issuer, explanation.now);
                 }
@@ -290,6 +287,7 @@ fn line(check: &CheckReport, issuer: &str, now: u64) -> Line {
         "iss" => format!("iss `{shown}`; AUTH_ISSUER `{want}`"),
         "aud" => format!("aud `{shown}`; AUTH_AUDIENCE `{want}`"),
         "exp" | "nbf" | "iat" => format!("{}; {want}", date(found.as_deref(), now)),
+        "dpop" => format!("{shown}; presented alone, as a Bearer token; {want}"),
         "scopes" if want.is_empty() => format!("granted `{shown}`; none required"),
         "scopes" => format!("granted `{shown}`; AUTH_REQUIRED_SCOPES `{want}`"),
         _ => format!("{shown}; expected {want}"),
@@ -346,6 +344,8 @@ fn fix(name: &str, error: &AuthError, found: &str, expected: &str, now: u64) -> 
         ("introspection", "inactive") => "the issuer says the token is not active: it was revoked or has expired; get a new token".into(),
         ("introspection", "introspection_unavailable") => "the introspection endpoint gave no usable answer (the warning on stderr says why): check AUTH_INTROSPECTION_URL, AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET".into(),
         ("introspection", reason) => format!("the introspection answer's claims fail a check ({reason}): {}", error.description()),
+        ("dpop", "bound_token_as_bearer") => "the token is bound to a key (cnf.jkt): present it as `Authorization: DPoP <token>` with a `DPoP` proof signed by that key (`cargo run --example dpop-client` shows how); explain checks a token alone, as Bearer".into(),
+        ("dpop", "dpop_required") => "AUTH_DPOP=required accepts only DPoP-bound tokens: request the token with a `DPoP` proof (its answer says token_type DPoP), or set AUTH_DPOP=allowed".into(),
         ("scopes", _) => format!("the token grants `{found}`, AUTH_REQUIRED_SCOPES needs `{expected}`: request the token with scope={expected}, or change AUTH_REQUIRED_SCOPES"),
         _ => error.description().to_owned(),
     }

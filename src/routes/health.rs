@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get};
-use api_guard::Guard;
+use api_guard::{DpopMode, Guard};
 use serde::Serialize;
 
 use crate::telemetry::Drain;
@@ -61,6 +61,11 @@ pub struct Readiness {
     /// Why not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// Whether the DPoP replay store can answer (`available` or `unavailable`), when DPoP
+    /// is on. Unavailable makes the service not ready only with `AUTH_DPOP=required`: then no
+    /// protected request can pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_replay_store: Option<&'static str>,
 }
 
 /// The body of `/health/live`.
@@ -86,11 +91,17 @@ pub async fn ready(req: HttpRequest) -> HttpResponse {
 }
 
 fn readiness(req: &HttpRequest) -> Readiness {
+    let guard = req.app_data::<Guard>();
+    let dpop = guard
+        .map(|guard| (guard.settings().dpop_mode(), guard.replay_store_available()))
+        .filter(|(mode, _)| *mode != DpopMode::Off);
+    let dpop_replay_store = dpop.map(|(_, up)| if up { "available" } else { "unavailable" });
     let not_ready = |status, reason| Readiness {
         status,
         keys: None,
         keys_age_secs: None,
         reason: Some(reason),
+        dpop_replay_store,
     };
     if req.app_data::<Drain>().is_some_and(Drain::is_draining) {
         return not_ready(
@@ -98,12 +109,19 @@ fn readiness(req: &HttpRequest) -> Readiness {
             "shutting down: finishing requests in flight, send new ones elsewhere",
         );
     }
-    match req.app_data::<Guard>().map(Guard::key_store) {
+    if dpop == Some((DpopMode::Required, false)) {
+        return not_ready(
+            ReadyStatus::NotReady,
+            "AUTH_DPOP is required and the DPoP replay store (DPOP_REPLAY_STORE) cannot be reached",
+        );
+    }
+    match guard.map(Guard::key_store) {
         Some(store) if store.keys > 0 => Readiness {
             status: ReadyStatus::Ready,
             keys: Some(store.keys),
             keys_age_secs: store.age.map(|age| age.as_secs()),
             reason: None,
+            dpop_replay_store,
         },
         _ => not_ready(
             ReadyStatus::NotReady,

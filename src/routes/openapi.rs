@@ -67,7 +67,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
                 "tags": ["api"],
                 "operationId": "whoami",
                 "summary": "The caller's verified claims",
-                "description": "Needs an access token of the issuer for this API's audience. Without one: 401 and a Bearer challenge (RFC 6750 §3); with a token lacking a required scope: 403.",
+                "description": "Needs an access token of the issuer for this API's audience, as `Authorization: Bearer <token>`, or for a DPoP-bound token `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449, per AUTH_DPOP). Without one: 401 and a Bearer challenge (RFC 6750 §3), or a DPoP challenge (`error=\"invalid_dpop_proof\"` for a bad proof); with a token lacking a required scope: 403.",
                 "security": [{SCHEME: published.required_scopes}],
                 "responses": {
                     "200": json_response("The verified claims of the token", "Whoami"),
@@ -146,7 +146,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
             }},
             "headers": {
                 "WWW-Authenticate": {
-                    "description": "The Bearer challenge (RFC 6750 §3): realm, error, error_description, scope for 403, and resource_metadata (RFC 9728 §5.1)",
+                    "description": "The Bearer challenge (RFC 6750 §3): realm, error, error_description, scope for 403, and resource_metadata (RFC 9728 §5.1); or the DPoP challenge (RFC 9449 §7.1): algs, error (invalid_token, invalid_dpop_proof), error_description, resource_metadata",
                     "schema": {"type": "string"},
                 },
                 "Retry-After": {
@@ -156,7 +156,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
             },
             "responses": {
                 "InvalidRequest": error_response("400: the request is malformed (invalid_request), e.g. a malformed Authorization header", true),
-                "Unauthorized": error_response("401: no token (unauthorized) or a bad one (invalid_token)", true),
+                "Unauthorized": error_response("401: no token (unauthorized), a bad one (invalid_token) or a bad DPoP proof (invalid_dpop_proof)", true),
                 "InsufficientScope": error_response("403: the token lacks a required scope (insufficient_scope)", true),
                 "KeysUnavailable": {
                     "description": "503: the issuer's signing keys could not be loaded yet, or (with introspection on) the introspection endpoint gave no usable answer (temporarily_unavailable)",
@@ -196,6 +196,11 @@ fn ready_statuses(status: StatusCode) -> Vec<&'static str> {
 
 fn schemas() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let dpop_replay_store = json!({
+        "type": "string",
+        "enum": ["available", "unavailable"],
+        "description": "whether the DPoP replay store can answer; absent with AUTH_DPOP=off",
+    });
     json!({
         "Error": {
             "type": "object",
@@ -232,6 +237,7 @@ fn schemas() -> Value {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::OK)},
                 "keys": {"type": "integer"},
                 "keys_age_secs": {"type": "integer", "nullable": true},
+                "dpop_replay_store": dpop_replay_store.clone(),
             },
         },
         "NotReady": {
@@ -240,6 +246,7 @@ fn schemas() -> Value {
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::SERVICE_UNAVAILABLE)},
                 "reason": {"type": "string"},
+                "dpop_replay_store": dpop_replay_store,
             },
         },
         "ProtectedResourceMetadata": {
@@ -251,6 +258,8 @@ fn schemas() -> Value {
                 "scopes_supported": strings,
                 "bearer_methods_supported": strings,
                 "resource_name": {"type": "string"},
+                "dpop_signing_alg_values_supported": strings,
+                "dpop_bound_access_tokens_required": {"type": "boolean"},
             },
         },
     })

@@ -11,7 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{TryIntoHeaderValue, WWW_AUTHENTICATE};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use api_guard::Challenge;
+use api_guard::{Challenge, DpopMode, Guard};
 use serde_json::json;
 
 use super::Published;
@@ -30,13 +30,25 @@ pub struct ResourcePath(pub String);
 pub async fn metadata(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
     let tail = req.path().strip_prefix(WELL_KNOWN_PATH).unwrap_or_default();
     let resource = format!("{}{tail}", PublicUrl::of(&req));
-    PublicUrl::cacheable_response(&req).json(json!({
+    let mut document = json!({
         "resource": resource,
         "authorization_servers": [published.issuer],
         "scopes_supported": published.scope_names(),
         "bearer_methods_supported": ["header"],
         "resource_name": "api-guard",
-    }))
+    });
+    // RFC 9449 §5.1 (the names RFC 9728 §2 registers).
+    let dpop = req
+        .app_data::<Guard>()
+        .map(|guard| guard.settings().dpop_mode());
+    if let Some(mode) = dpop.filter(|mode| *mode != DpopMode::Off) {
+        document["dpop_signing_alg_values_supported"] =
+            json!(api_guard::dpop_algorithms().collect::<Vec<_>>());
+        if mode == DpopMode::Required {
+            document["dpop_bound_access_tokens_required"] = json!(true);
+        }
+    }
+    PublicUrl::cacheable_response(&req).json(document)
 }
 
 /// Registers the document at the well-known path and below it.

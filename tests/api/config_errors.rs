@@ -118,6 +118,11 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a zero cooldown", &[issuer, ("AUTH_JWKS_COOLDOWN_SECS", "0"), port_0], &[], &["AUTH_JWKS_COOLDOWN_SECS", "`0`"]),
         ("a max staleness that is not a number", &[issuer, ("AUTH_JWKS_MAX_STALE_SECS", "1d"), port_0], &[], &["AUTH_JWKS_MAX_STALE_SECS", "`1d`"]),
         ("a malformed log filter", &[issuer, ("RUST_LOG", "x==="), port_0], &[], &["RUST_LOG", "`x===`"]),
+        ("an unknown DPoP mode", &[issuer, ("AUTH_DPOP", "maybe"), port_0], &[], &["AUTH_DPOP", "`maybe`", "required"]),
+        ("DPoP nonces without a secret", &[issuer, ("DPOP_NONCES", "true"), port_0], &[], &["DPOP_NONCE_SECRET", "DPOP_NONCES=true"]),
+        ("a short DPoP nonce secret", &[issuer, ("DPOP_NONCES", "true"), ("DPOP_NONCE_SECRET", "short"), port_0], &[], &["DPOP_NONCE_SECRET", "32 bytes"]),
+        ("a zero DPoP window", &[issuer, ("DPOP_WINDOW_SECS", "0"), port_0], &[], &["DPOP_WINDOW_SECS", "`0`"]),
+        ("a replay store that is not redis://host:port", &[issuer, ("DPOP_REPLAY_STORE", "http://127.0.0.1:6379"), port_0], &[], &["DPOP_REPLAY_STORE", "redis://host:port"]),
         ("an unknown log format", &[issuer, ("LOG_FORMAT", "yaml"), port_0], &[], &["LOG_FORMAT", "`yaml`", "json"]),
         ("a drain as long as the shutdown timeout", &[issuer, ("SHUTDOWN_DRAIN_SECS", "30"), port_0], &[], &["SHUTDOWN_DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS"]),
         ("a zero shutdown timeout", &[issuer, ("SHUTDOWN_TIMEOUT_SECS", "0"), port_0], &[], &["SHUTDOWN_TIMEOUT_SECS", "`0`"]),
@@ -305,6 +310,9 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("UPSTREAM_CONNECT_TIMEOUT_SECS", Some("[default: 5]")),
         ("UPSTREAM_TIMEOUT_SECS", Some("[default: 60]")),
         ("UPSTREAM_MAX_BODY_BYTES", Some("[default: 67108864]")),
+        ("AUTH_DPOP", Some("[default: allowed]")),
+        ("DPOP_WINDOW_SECS", Some("[default: 180]")),
+        ("DPOP_REPLAY_STORE", Some("empty for this process only")),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)
@@ -327,12 +335,9 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
     let headings = [
         ("Issuer and tokens:", "AUTH_ISSUER"),
         ("Key store:", "AUTH_CA_FILE"),
-        (
-            "DPoP and introspection:",
-            "AUTH_INTROSPECTION_CLIENT_SECRET",
-        ),
         ("Server:", "BIND_ADDR"),
         ("Gateway:", "UPSTREAM_URL"),
+        ("DPoP and introspection:", "AUTH_DPOP"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
         ("Development:", "DEV_CLIENT_SECRET"),

@@ -195,3 +195,31 @@ async fn with_cors_off_a_request_with_an_origin_gets_no_cors_headers() {
     assert_eq!(replies[0].1.status, 200, "the 200 case really answered 200");
     assert_eq!(replies[1].1.status, 401, "the 401 case really answered 401");
 }
+
+#[actix_web::test]
+async fn a_browser_may_send_a_dpop_proof_and_read_a_dpop_nonce() {
+    let app = spawn_app_allowing_one_origin().await;
+    let request = client()
+        .request(Method::OPTIONS, format!("{}/api/whoami", app.address))
+        .insert_header(("Origin", ALLOWED))
+        .insert_header(("Access-Control-Request-Method", "GET"))
+        .insert_header(("Access-Control-Request-Headers", "authorization,dpop"));
+    let reply = read(request.send().await.expect("the service answers")).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.headers);
+    assert!(
+        lists(&reply, "access-control-allow-headers", "dpop"),
+        "{:?}",
+        reply.headers
+    );
+    let answer = app
+        .get(
+            "/api/whoami",
+            &[("Origin", ALLOWED), ("Authorization", "DPoP a.b.c")],
+        )
+        .await;
+    assert!(
+        lists(&answer, "access-control-expose-headers", "dpop-nonce"),
+        "{:?}",
+        answer.headers
+    );
+}

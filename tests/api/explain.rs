@@ -164,8 +164,8 @@ async fn explain_prints_one_line_per_check_and_says_what_to_change() {
             "nbf",
             "iat",
             "introspection",
-            "scopes",
-            "dpop"
+            "dpop",
+            "scopes"
         ],
         "{}",
         run.stdout

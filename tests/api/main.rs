@@ -6,6 +6,8 @@ mod binary;
 mod config_errors;
 mod cors;
 mod discovery;
+mod dpop;
+mod dpop_redis;
 mod echo;
 mod explain;
 mod forged;

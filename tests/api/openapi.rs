@@ -211,6 +211,7 @@ async fn the_protected_resource_metadata_names_the_issuer_and_the_bearer_header(
             "scopes_supported": ["AccessAll"],
             "bearer_methods_supported": ["header"],
             "resource_name": "api-guard",
+            "dpop_signing_alg_values_supported": api_guard::dpop_algorithms().collect::<Vec<_>>(),
         })
     );
 }

@@ -25,7 +25,9 @@ async fn no_token_gets_401_with_a_bare_challenge_and_no_error_code() {
 #[actix_web::test]
 async fn another_scheme_counts_as_no_credentials() {
     let app = spawn_app().await;
-    for value in ["Basic YXBpOnNlY3JldA==", "DPoP abc.def.ghi", "Token abc"] {
+    // (`DPoP` is a scheme of its own since RFC 9449: tests/api/dpop.rs; with AUTH_DPOP=off
+    // it counts as another scheme, as the library's tests show.)
+    for value in ["Basic YXBpOnNlY3JldA==", "Token abc"] {
         let reply = app.get("/api/whoami", &[("Authorization", value)]).await;
         assert_eq!(reply.status, 401, "{value}");
         assert_eq!(

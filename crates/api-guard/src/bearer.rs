@@ -7,11 +7,30 @@ use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 
 use super::error::{Error, Reason};
 
+/// The scheme a token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449 §7.1: the same token68 syntax, with a `DPoP` proof header.
+    Dpop,
+}
+
 /// Returns the token of the single `Authorization: Bearer <token>` header.
 ///
 /// The scheme is case-insensitive (RFC 7235 §2.1). Another scheme counts as no credentials,
 /// so the caller is told which scheme we want; a malformed Bearer value is `invalid_request`.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn token_from<'h>(headers: &'h HeaderMap, query: &str) -> Result<&'h str, Error> {
+    credentials_from(headers, query, false).map(|(_, token)| token)
+}
+
+/// [`token_from`], also accepting `Authorization: DPoP <token>` when `dpop` is true.
+pub(crate) fn credentials_from<'h>(
+    headers: &'h HeaderMap,
+    query: &str,
+    dpop: bool,
+) -> Result<(Scheme, &'h str), Error> {
     let mut values = headers.get_all(AUTHORIZATION);
     let Some(value) = values.next() else {
         let reason = if query_has_token(query) {
@@ -31,12 +50,16 @@ pub fn token_from<'h>(headers: &'h HeaderMap, query: &str) -> Result<&'h str, Er
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
         .ok_or(Error::InvalidRequest(Reason::MalformedHeader))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(Error::MissingToken(Reason::OtherScheme));
-    }
+    };
     let token = rest.trim_start_matches(' ');
     if is_b64token(token) {
-        Ok(token)
+        Ok((scheme, token))
     } else {
         Err(Error::InvalidRequest(Reason::MalformedHeader))
     }

@@ -62,6 +62,8 @@ struct Inner {
     sub: Option<Box<str>>,
     client_id: Option<Box<str>>,
     scopes: Vec<String>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is bound to.
+    dpop_thumbprint: Option<Box<str>>,
     /// Every claim as a map, parsed from `json` only if asked for.
     map: OnceLock<Map<String, Value>>,
 }
@@ -79,6 +81,12 @@ impl AuthenticatedClaims {
             sub: owned(&registered.sub),
             client_id: owned(&registered.client_id).or_else(|| owned(&registered.cid)),
             scopes: scopes_of(registered),
+            dpop_thumbprint: match &registered.cnf {
+                Some(Confirmation {
+                    jkt: Some(Claim::Str(jkt)),
+                }) => Some(Box::from(jkt.as_ref())),
+                _ => None,
+            },
             map: OnceLock::new(),
         };
         AuthenticatedClaims {
@@ -145,6 +153,13 @@ impl<T> AuthenticatedClaims<T> {
                 required: required.iter().map(|s| s.to_string()).collect(),
             })
         }
+    }
+
+    /// `cnf.jkt` (RFC 9449 §6.1): the RFC 7638 thumbprint of the key the token is bound to,
+    /// if it is DPoP-bound. Such a token is accepted only as `Authorization: DPoP` with a
+    /// proof signed by that key.
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.verified.dpop_thumbprint.as_deref()
     }
 
     /// Every verified claim, as the issuer sent it (parsed on first use).
@@ -223,6 +238,8 @@ pub(crate) struct Registered<'a> {
     cid: Option<Claim<'a>>,
     scp: Option<Claim<'a>>,
     scope: Option<Claim<'a>>,
+    /// `cnf` (RFC 7800 §3.1), an object: its `jkt`.
+    pub(crate) cnf: Option<Confirmation<'a>>,
     /// `nonce`, `at_hash` or `c_hash` is present (OpenID Connect Core §2, §3.1.3.6).
     pub(crate) id_token_claim: bool,
 }
@@ -243,10 +260,13 @@ pub(crate) enum Claim<'a> {
 }
 
 impl Registered<'_> {
-    /// Whether `sub`, `client_id`, `cid` and `scope` are each absent or a string.
+    /// Whether `sub`, `client_id`, `cid`, `scope` and `cnf.jkt` are each absent or a string.
     pub(crate) fn identity_claims_are_strings(&self) -> bool {
+        let jkt = self.cnf.as_ref().and_then(|cnf| cnf.jkt.as_ref());
         [&self.sub, &self.client_id, &self.cid, &self.scope]
             .into_iter()
+            .map(Option::as_ref)
+            .chain([jkt])
             .all(|claim| matches!(claim, None | Some(Claim::Str(_))))
     }
 
@@ -316,6 +336,11 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
                 "cid" => &mut claims.cid,
                 "scp" => &mut claims.scp,
                 "scope" => &mut claims.scope,
+                "cnf" => {
+                    claims.cnf = Some(map.next_value()?);
+                    names.push(name);
+                    continue;
+                }
                 other => {
                     claims.id_token_claim |= matches!(other, "nonce" | "at_hash" | "c_hash");
                     map.next_value::<Checked>()?;
@@ -327,6 +352,48 @@ impl<'de> Visitor<'de> for RegisteredVisitor {
             names.push(name);
         }
         Ok(claims)
+    }
+}
+
+/// The confirmation claim (RFC 7800 §3.1): an object, of which only `jkt` (RFC 9449 §6.1)
+/// is read; its other members are parsed as strictly and skipped, each name once.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Confirmation<'a> {
+    pub(crate) jkt: Option<Claim<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Confirmation<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ConfirmationVisitor)
+    }
+}
+
+struct ConfirmationVisitor;
+
+impl<'de> Visitor<'de> for ConfirmationVisitor {
+    type Value = Confirmation<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a `cnf` object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Confirmation<'de>, A::Error> {
+        let mut cnf = Confirmation::default();
+        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Name(name)) = map.next_key()? {
+            if names.contains(&name) {
+                return Err(de::Error::custom(format_args!(
+                    "cnf member {name} given twice"
+                )));
+            }
+            if name == "jkt" {
+                cnf.jkt = Some(map.next_value()?);
+            } else {
+                map.next_value::<Checked>()?;
+            }
+            names.push(name);
+        }
+        Ok(cnf)
     }
 }
 

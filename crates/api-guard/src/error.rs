@@ -29,6 +29,9 @@ use serde::Serialize;
 
 /// The realm named in every `WWW-Authenticate: Bearer` challenge.
 const REALM: &str = "api-guard";
+/// `Retry-After` when a shared service (the replay store) is unavailable: reconnects are
+/// tried about this often.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// Why a request was not authenticated: the outcomes of RFC 6750 §3.1, plus the
 /// server-side ones (keys unavailable, wiring missing).
@@ -45,6 +48,21 @@ pub enum Error {
     /// The token is malformed, expired, forged or for someone else: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(Reason),
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, replayed or does not fit the
+    /// request: 401 `invalid_dpop_proof` with a `DPoP` challenge.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(Reason),
+    /// Server-provided nonces are on and the proof lacks the current one (RFC 9449 §9):
+    /// 401 `use_dpop_nonce` with the nonce in a `DPoP-Nonce` header; the client retries with it.
+    #[error("DPoP proof without the current nonce")]
+    UseDpopNonce {
+        /// The nonce to use.
+        nonce: String,
+    },
+    /// A check that needs a shared service (the DPoP replay store) could not be made: 503
+    /// with `Retry-After`, never an accept.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(Reason),
     /// The token is valid but lacks a scope: 403 `insufficient_scope`.
     #[error("insufficient scope: needs `{}`", .required.join(" "))]
     InsufficientScope {
@@ -78,6 +96,17 @@ enum Outcome {
     MissingToken,
     InvalidRequest,
     InvalidToken,
+    InvalidDpopProof,
+    Unavailable,
+}
+
+/// Which authentication scheme a challenge names: RFC 6750's, or RFC 9449's for what is
+/// about DPoP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Scheme {
+    #[default]
+    Bearer,
+    Dpop,
 }
 
 /// One row of the reason table.
@@ -161,6 +190,78 @@ pub enum Reason {
     /// expired or unknown to the issuer.
     #[error("token is not active (introspection)")]
     Inactive,
+    /// DPoP is required and no `Authorization` header was sent.
+    #[error("no `Authorization` header (DPoP required)")]
+    DpopNoHeader,
+    /// DPoP is required and the token came with the Bearer scheme.
+    #[error("a Bearer token where DPoP is required")]
+    DpopRequired,
+    /// A token bound to a key (`cnf.jkt`) came with the Bearer scheme (RFC 9449 §7.2).
+    #[error("a DPoP-bound token sent as Bearer")]
+    BoundTokenAsBearer,
+    /// `Authorization: DPoP` with a token that has no `cnf.jkt` (RFC 9449 §7.1).
+    #[error("a token without `cnf.jkt` sent with the DPoP scheme")]
+    UnboundToken,
+    /// `Authorization: DPoP` without a `DPoP` proof header.
+    #[error("no `DPoP` proof header")]
+    DpopMissingProof,
+    /// More than one `DPoP` header (RFC 9449 §4.3 check 1).
+    #[error("several `DPoP` headers")]
+    DpopRepeatedHeader,
+    /// A proof longer than 8 KiB.
+    #[error("DPoP proof too large")]
+    DpopTooLarge,
+    /// Not a compact JWS of JSON objects, or a claim is missing or of the wrong type.
+    #[error("DPoP proof is not a well-formed JWT")]
+    DpopMalformed,
+    /// `typ` is not `dpop+jwt` (RFC 9449 §4.2).
+    #[error("DPoP proof `typ` is not `dpop+jwt`")]
+    DpopWrongType,
+    /// `alg` is `none`, symmetric or unknown.
+    #[error("DPoP proof algorithm not allowed")]
+    DpopAlgorithmNotAllowed,
+    /// `jwk` is missing, unusable, or does not fit `alg`.
+    #[error("DPoP proof `jwk` missing or unusable")]
+    DpopBadKey,
+    /// `jwk` carries private key members (RFC 9449 §4.3 check 6).
+    #[error("DPoP proof `jwk` holds a private key")]
+    DpopPrivateKey,
+    /// `crit` names extensions we do not understand (RFC 7515 §4.1.11).
+    #[error("DPoP proof header has critical extensions")]
+    DpopUnsupportedCritical,
+    /// The proof's signature does not verify with its `jwk`.
+    #[error("DPoP proof signature does not verify")]
+    DpopBadSignature,
+    /// `htm` is not the request's method.
+    #[error("DPoP proof `htm` is not the request method")]
+    DpopWrongMethod,
+    /// `htu` is not the request's URL.
+    #[error("DPoP proof `htu` is not the request URL")]
+    DpopWrongUrl,
+    /// `iat` is older than the window.
+    #[error("DPoP proof too old")]
+    DpopStale,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("DPoP proof issued in the future")]
+    DpopIssuedInFuture,
+    /// `ath` is not the hash of the access token sent with it.
+    #[error("DPoP proof `ath` does not match the access token")]
+    DpopWrongTokenHash,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+    #[error("DPoP proof key is not the token's `cnf.jkt`")]
+    DpopKeyMismatch,
+    /// The proof's `jti` was seen within the window.
+    #[error("DPoP proof replayed")]
+    DpopReplayed,
+    /// Nonces are on and the proof lacks the current one.
+    #[error("DPoP proof without the current nonce")]
+    DpopUseNonce,
+    /// The replay store cannot be reached.
+    #[error("DPoP replay store unavailable")]
+    ReplayStoreUnavailable,
+    /// The in-process replay store holds as many proofs as it may.
+    #[error("DPoP replay store full")]
+    ReplayStoreFull,
 }
 
 impl Reason {
@@ -275,11 +376,160 @@ impl Reason {
                 "inactive",
                 "the access token is not active: it was revoked, expired or is unknown to the issuer",
             ),
+            Reason::DpopNoHeader => (
+                MissingToken,
+                "no_header",
+                "this endpoint needs a DPoP-bound access token: send `Authorization: DPoP <token>` and a `DPoP` proof",
+            ),
+            Reason::DpopRequired => (
+                InvalidToken,
+                "dpop_required",
+                "this endpoint needs a DPoP-bound access token: send `Authorization: DPoP <token>` and a `DPoP` proof",
+            ),
+            Reason::BoundTokenAsBearer => (
+                InvalidToken,
+                "bound_token_as_bearer",
+                "the access token is bound to a key: send it as `Authorization: DPoP <token>` with a `DPoP` proof",
+            ),
+            Reason::UnboundToken => (
+                InvalidToken,
+                "unbound_token",
+                "the access token is not bound to a key (no `cnf.jkt`): send it as `Authorization: Bearer <token>`",
+            ),
+            Reason::DpopMissingProof => (
+                InvalidDpopProof,
+                "dpop_missing_proof",
+                "`Authorization: DPoP` needs a `DPoP` proof header",
+            ),
+            Reason::DpopRepeatedHeader => (
+                InvalidDpopProof,
+                "dpop_repeated_header",
+                "send exactly one `DPoP` header",
+            ),
+            Reason::DpopTooLarge => (
+                InvalidDpopProof,
+                "dpop_too_large",
+                "the DPoP proof is larger than 8 KiB",
+            ),
+            Reason::DpopMalformed => (
+                InvalidDpopProof,
+                "dpop_malformed",
+                "the DPoP proof is not a well-formed JWT with `jti`, `htm`, `htu`, `iat` and `ath`",
+            ),
+            Reason::DpopWrongType => (
+                InvalidDpopProof,
+                "dpop_wrong_type",
+                "the DPoP proof's `typ` must be `dpop+jwt`",
+            ),
+            Reason::DpopAlgorithmNotAllowed => (
+                InvalidDpopProof,
+                "dpop_algorithm_not_allowed",
+                "the DPoP proof is signed with an algorithm that is not allowed",
+            ),
+            Reason::DpopBadKey => (
+                InvalidDpopProof,
+                "dpop_bad_key",
+                "the DPoP proof's `jwk` is missing, unusable or does not fit its `alg`",
+            ),
+            Reason::DpopPrivateKey => (
+                InvalidDpopProof,
+                "dpop_private_key",
+                "the DPoP proof's `jwk` must be a public key, without private members",
+            ),
+            Reason::DpopUnsupportedCritical => (
+                InvalidDpopProof,
+                "dpop_unsupported_critical",
+                "the DPoP proof uses unsupported critical header parameters",
+            ),
+            Reason::DpopBadSignature => (
+                InvalidDpopProof,
+                "dpop_bad_signature",
+                "the DPoP proof signature is invalid",
+            ),
+            Reason::DpopWrongMethod => (
+                InvalidDpopProof,
+                "dpop_wrong_method",
+                "the DPoP proof's `htm` is not the request method",
+            ),
+            Reason::DpopWrongUrl => (
+                InvalidDpopProof,
+                "dpop_wrong_url",
+                "the DPoP proof's `htu` is not the request URL",
+            ),
+            Reason::DpopStale => (
+                InvalidDpopProof,
+                "dpop_stale",
+                "the DPoP proof is too old: make a fresh proof for each request",
+            ),
+            Reason::DpopIssuedInFuture => (
+                InvalidDpopProof,
+                "dpop_issued_in_future",
+                "the DPoP proof is issued in the future: check the client's clock",
+            ),
+            Reason::DpopWrongTokenHash => (
+                InvalidDpopProof,
+                "dpop_wrong_ath",
+                "the DPoP proof's `ath` is not the hash of this access token",
+            ),
+            Reason::DpopKeyMismatch => (
+                InvalidDpopProof,
+                "dpop_key_mismatch",
+                "the DPoP proof is signed by another key than the one the token is bound to",
+            ),
+            Reason::DpopReplayed => (
+                InvalidDpopProof,
+                "dpop_replayed",
+                "the DPoP proof was used before: make a fresh proof for each request",
+            ),
+            Reason::DpopUseNonce => (
+                InvalidDpopProof,
+                "dpop_use_nonce",
+                "the DPoP proof must carry the nonce of the `DPoP-Nonce` response header",
+            ),
+            Reason::ReplayStoreUnavailable => (
+                Unavailable,
+                "replay_store_unavailable",
+                "DPoP proofs cannot be checked for replay right now; retry later",
+            ),
+            Reason::ReplayStoreFull => (
+                Unavailable,
+                "replay_store_full",
+                "too many DPoP proofs to check for replay right now; retry later",
+            ),
         };
         Row {
             outcome,
             code,
             description,
+        }
+    }
+
+    /// Whether the reason's challenge names DPoP (RFC 9449 §7.1) rather than Bearer.
+    const fn scheme(self) -> Scheme {
+        match self {
+            Reason::DpopNoHeader
+            | Reason::DpopRequired
+            | Reason::BoundTokenAsBearer
+            | Reason::UnboundToken
+            | Reason::DpopMissingProof
+            | Reason::DpopRepeatedHeader
+            | Reason::DpopTooLarge
+            | Reason::DpopMalformed
+            | Reason::DpopWrongType
+            | Reason::DpopAlgorithmNotAllowed
+            | Reason::DpopBadKey
+            | Reason::DpopPrivateKey
+            | Reason::DpopUnsupportedCritical
+            | Reason::DpopBadSignature
+            | Reason::DpopWrongMethod
+            | Reason::DpopWrongUrl
+            | Reason::DpopStale
+            | Reason::DpopIssuedInFuture
+            | Reason::DpopWrongTokenHash
+            | Reason::DpopKeyMismatch
+            | Reason::DpopReplayed
+            | Reason::DpopUseNonce => Scheme::Dpop,
+            _ => Scheme::Bearer,
         }
     }
 
@@ -301,6 +551,8 @@ impl From<Reason> for Error {
             Outcome::MissingToken => Error::MissingToken(reason),
             Outcome::InvalidRequest => Error::InvalidRequest(reason),
             Outcome::InvalidToken => Error::InvalidToken(reason),
+            Outcome::InvalidDpopProof => Error::InvalidDpopProof(reason),
+            Outcome::Unavailable => Error::Unavailable(reason),
         }
     }
 }
@@ -313,10 +565,12 @@ impl Error {
             Error::MissingToken(_) => "unauthorized",
             Error::InvalidRequest(_) => "invalid_request",
             Error::InvalidToken(_) => "invalid_token",
+            Error::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Error::UseDpopNonce { .. } => "use_dpop_nonce",
             Error::InsufficientScope { .. } => "insufficient_scope",
-            Error::KeysUnavailable { .. } | Error::IntrospectionUnavailable { .. } => {
-                "temporarily_unavailable"
-            }
+            Error::KeysUnavailable { .. }
+            | Error::IntrospectionUnavailable { .. }
+            | Error::Unavailable(_) => "temporarily_unavailable",
             Error::NotConfigured => "server_error",
         }
     }
@@ -324,7 +578,12 @@ impl Error {
     /// A stable code for the log line and metrics: the reason where there is one.
     pub fn reason_code(&self) -> &'static str {
         match self {
-            Error::MissingToken(r) | Error::InvalidRequest(r) | Error::InvalidToken(r) => r.code(),
+            Error::MissingToken(r)
+            | Error::InvalidRequest(r)
+            | Error::InvalidToken(r)
+            | Error::InvalidDpopProof(r)
+            | Error::Unavailable(r) => r.code(),
+            Error::UseDpopNonce { .. } => Reason::DpopUseNonce.code(),
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::KeysUnavailable { .. } => "keys_unavailable",
             Error::IntrospectionUnavailable { .. } => "introspection_unavailable",
@@ -335,9 +594,12 @@ impl Error {
     /// The text sent to clients as `error_description`.
     pub fn description(&self) -> &'static str {
         match self {
-            Error::MissingToken(r) | Error::InvalidRequest(r) | Error::InvalidToken(r) => {
-                r.description()
-            }
+            Error::MissingToken(r)
+            | Error::InvalidRequest(r)
+            | Error::InvalidToken(r)
+            | Error::InvalidDpopProof(r)
+            | Error::Unavailable(r) => r.description(),
+            Error::UseDpopNonce { .. } => Reason::DpopUseNonce.description(),
             Error::InsufficientScope { .. } => "the access token lacks a scope this endpoint needs",
             Error::KeysUnavailable { .. } => {
                 "the issuer's signing keys could not be loaded yet; retry later"
@@ -352,15 +614,29 @@ impl Error {
     /// The `WWW-Authenticate` challenge (RFC 6750 §3), if this outcome carries one: none for
     /// the server-side outcomes.
     pub fn challenge(&self) -> Option<Challenge> {
-        let (error, scope) = match self {
-            Error::MissingToken(_) => return Some(Challenge::default()),
-            Error::InvalidRequest(_) | Error::InvalidToken(_) => (self.code(), None),
-            Error::InsufficientScope { required } => (self.code(), Some(required.join(" "))),
+        let (error, scope, scheme) = match self {
+            Error::MissingToken(r) => {
+                return Some(Challenge {
+                    scheme: r.scheme(),
+                    ..Challenge::default()
+                });
+            }
+            Error::InvalidRequest(r) | Error::InvalidToken(r) | Error::InvalidDpopProof(r) => {
+                (self.code(), None, r.scheme())
+            }
+            Error::InsufficientScope { required } => {
+                (self.code(), Some(required.join(" ")), Scheme::Bearer)
+            }
+            Error::UseDpopNonce { .. } => (self.code(), None, Scheme::Dpop),
             Error::KeysUnavailable { .. }
             | Error::IntrospectionUnavailable { .. }
-            | Error::NotConfigured => return None,
+            | Error::Unavailable(_)
+            | Error::NotConfigured => {
+                return None;
+            }
         };
         Some(Challenge {
+            scheme,
             error: Some((error, self.description())),
             scope,
             resource_metadata: None,
@@ -374,6 +650,8 @@ impl Error {
 /// header again without parsing it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Challenge {
+    /// `Bearer realm="api-guard"` or `DPoP algs="..."`.
+    scheme: Scheme,
     /// `error` and `error_description`.
     error: Option<(&'static str, &'static str)>,
     /// `scope`: what the resource needs.
@@ -392,7 +670,10 @@ impl Challenge {
 
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bearer realm=\"{REALM}\"")?;
+        match self.scheme {
+            Scheme::Bearer => write!(f, "Bearer realm=\"{REALM}\"")?,
+            Scheme::Dpop => write!(f, "DPoP algs=\"{}\"", crate::dpop::ALGS)?,
+        }
         let mut param = |name: &str, value: &str| -> fmt::Result {
             write!(f, ", {name}=\"")?;
             for c in value.chars() {
@@ -434,12 +715,15 @@ struct Body<'a> {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::MissingToken(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Error::MissingToken(_)
+            | Error::InvalidToken(_)
+            | Error::InvalidDpopProof(_)
+            | Error::UseDpopNonce { .. } => StatusCode::UNAUTHORIZED,
             Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Error::KeysUnavailable { .. } | Error::IntrospectionUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::KeysUnavailable { .. }
+            | Error::IntrospectionUnavailable { .. }
+            | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -458,6 +742,13 @@ impl ResponseError for Error {
         | Error::IntrospectionUnavailable { retry_after } = self
         {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1)));
+        }
+        if let Error::UseDpopNonce { nonce } = self {
+            // base64url text of our own: always a valid header value.
+            response.insert_header(("DPoP-Nonce", nonce.as_str()));
+        }
+        if let Error::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS));
         }
         response.json(Body {
             error: self.code(),

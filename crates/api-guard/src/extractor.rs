@@ -33,7 +33,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthenticatedClaims<T> {
             step => {
                 let guard = guard.clone();
                 Either::Right(Box::pin(async move {
-                    guard.finish(step).await.and_then(|c| c.with_custom())
+                    guard.resolve(step).await.and_then(|c| c.with_custom())
                 }))
             }
         }

@@ -20,14 +20,16 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 
-use crate::bearer;
+use crate::bearer::{self, Scheme};
 use crate::cache::{CacheStats, TokenCache};
 use crate::claims::AuthenticatedClaims;
+use crate::dpop::{self, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError};
 use crate::error::{Error, Reason};
 use crate::introspection::{IntrospectionStats, Introspector};
 use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Outbound, Source};
-use crate::settings::{AuthSettings, SettingsError};
+use crate::settings::{AuthSettings, DpopMode, SettingsError};
 use crate::trace::{Check, Detail, Explanation, Recorder, Trace};
 use crate::validator::{Validator, now};
 
@@ -45,6 +47,8 @@ struct Inner {
     cache: TokenCache,
     /// `None` when introspection is off.
     introspector: Option<Introspector>,
+    /// The DPoP proofs accepted within the window.
+    replay: Arc<dyn ReplayStore>,
 }
 
 /// Why a [`Guard`] could not start.
@@ -62,20 +66,34 @@ pub enum GuardError {
 /// The outcome of the synchronous part of authentication.
 pub(crate) enum Step {
     Done(Result<AuthenticatedClaims, Error>),
-    /// The token names a `kid` we do not have: refetch, then validate again.
-    NeedsKeys(String),
+    /// The token names a `kid` we do not have: refetch, then validate again (and finish
+    /// the DPoP checks of its proof, if it came with one).
+    NeedsKeys(String, Option<HttpRequest>),
     /// The token must be introspected and no answer is cached: call the endpoint. `local`
     /// holds the claims of a JWT that passed the local checks; `None` for an opaque token.
     NeedsIntrospection {
         token: String,
         local: Option<AuthenticatedClaims>,
+        dpop: Option<HttpRequest>,
     },
+    /// Everything is checked but the DPoP proof's replay, which the store answers.
+    Pending(LocalBoxFuture<'static, Result<AuthenticatedClaims, Error>>),
 }
 
 impl Guard {
     /// Checks `settings` and starts the key store, which fetches the issuer's keys at once,
     /// in the background, and keeps them fresh. Call it once per process.
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
+        let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
+        Guard::start_with_replay_store(settings, replay)
+    }
+
+    /// [`Guard::start`], remembering DPoP proofs in `replay` instead of the in-process
+    /// store: a store shared by every replica, so a proof used at one is refused at all.
+    pub fn start_with_replay_store(
+        settings: AuthSettings,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Result<Guard, GuardError> {
         settings.validate()?;
         let source = match settings.jwks_uri() {
             Some(jwks_uri) => Source::Fixed {
@@ -93,11 +111,21 @@ impl Guard {
         }
         let store = JwksStore::start(source, settings.refresh.clone(), Outbound::of(&settings))
             .map_err(GuardError::Thread)?;
-        Ok(Guard::with_store(settings, store))
+        Ok(Guard::with_stores(settings, store, replay))
     }
 
     /// A guard over an existing key store (the test kit's, which never fetches).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn with_store(settings: AuthSettings, store: JwksStore) -> Guard {
+        let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
+        Guard::with_stores(settings, store, replay)
+    }
+
+    fn with_stores(
+        settings: AuthSettings,
+        store: JwksStore,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Guard {
         let introspector = Introspector::new(settings.introspection(), Outbound::of(&settings));
         Guard(Arc::new(Inner {
             validator: Validator::new(&settings),
@@ -105,7 +133,14 @@ impl Guard {
             introspector,
             settings,
             store,
+            replay,
         }))
+    }
+
+    /// Whether the DPoP replay store can answer: part of a service's readiness when DPoP
+    /// is not off.
+    pub fn replay_store_available(&self) -> bool {
+        self.0.replay.is_available()
     }
 
     /// Waits until the first key fetch has ended, successfully or not (at most about 45
@@ -139,43 +174,63 @@ impl Guard {
         &self.0.settings
     }
 
-    /// Checks a bare token (no `Bearer ` prefix) against the keys loaded now, the settings
-    /// and the scopes every route requires, using the token cache. Unlike the extractor, a
-    /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch, and
-    /// a token that needs introspection is answered only from the introspection cache (else
-    /// 503 `introspection_unavailable`): [`Guard::check`] does both.
+    /// Checks a bare token (no `Bearer ` prefix), presented as a Bearer token, against the
+    /// keys loaded now, the settings and the scopes every route requires, using the token
+    /// cache. Unlike the extractor, a token naming a key not loaded yet is refused
+    /// (`unknown_kid`) without a refetch, and a token that needs introspection is answered
+    /// only from the introspection cache (else 503 `introspection_unavailable`):
+    /// [`Guard::check`] does both.
     pub fn verify(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        match self.authenticate_token(token) {
+        match self.authenticate_token(token, None) {
             Step::Done(result) => result,
-            Step::NeedsKeys(_) => Err(Error::InvalidToken(Reason::UnknownKey)),
+            Step::NeedsKeys(..) => Err(Error::InvalidToken(Reason::UnknownKey)),
             Step::NeedsIntrospection { .. } => Err(Error::IntrospectionUnavailable {
                 retry_after: std::time::Duration::from_secs(1),
             }),
+            // Without a proof there is no replay to check.
+            Step::Pending(_) => Err(Error::from(Reason::ReplayStoreUnavailable)),
         }
     }
 
-    /// Checks a bare token (no `Bearer ` prefix) exactly as the extractor does: the token
-    /// cache, one key refetch for an unknown `kid`, introspection when configured, and the
-    /// scopes every route requires.
+    /// Checks a bare token (no `Bearer ` prefix), presented as a Bearer token, exactly as
+    /// the extractor does: the token cache, one key refetch for an unknown `kid`,
+    /// introspection when configured, the DPoP binding rules and the scopes every route
+    /// requires.
     pub async fn check(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        self.finish(self.authenticate_token(token)).await
+        self.resolve(self.authenticate_token(token, None)).await
     }
 
     pub(crate) fn authenticate(&self, req: &HttpRequest) -> Step {
-        match bearer::token_from(req.headers(), req.query_string()) {
-            Ok(token) => self.authenticate_token(token),
-            Err(error) => Step::Done(Err(error)),
+        let mode = self.0.settings.dpop_mode();
+        let accept_dpop = mode != DpopMode::Off;
+        let (scheme, token) =
+            match bearer::credentials_from(req.headers(), req.query_string(), accept_dpop) {
+                Ok(credentials) => credentials,
+                Err(Error::MissingToken(_)) if mode == DpopMode::Required => {
+                    return Step::Done(Err(Error::from(Reason::DpopNoHeader)));
+                }
+                Err(error) => return Step::Done(Err(error)),
+            };
+        if scheme == Scheme::Bearer && mode == DpopMode::Required {
+            return Step::Done(Err(Error::from(Reason::DpopRequired)));
         }
+        // The token before the proof: a proof's key is the client's own (RSA up to 8192
+        // bits), so only a request with a valid token is worth its signature check.
+        let dpop = (scheme == Scheme::Dpop).then_some(req);
+        self.authenticate_token(token, dpop)
     }
 
-    /// The synchronous part: everything that needs no network.
-    fn authenticate_token(&self, token: &str) -> Step {
+    /// The synchronous part: everything that needs no network. `dpop` is the request when
+    /// the token came with the DPoP scheme.
+    fn authenticate_token(&self, token: &str, dpop: Option<&HttpRequest>) -> Step {
         if let Some(introspector) = self.introspector_for_opaque(token) {
             return match introspector.cached(token, None) {
-                Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+                Some(Ok(claims)) => self.finish(claims, token, dpop),
+                Some(Err(error)) => Step::Done(Err(error)),
                 None => Step::NeedsIntrospection {
                     token: token.to_owned(),
                     local: None,
+                    dpop: dpop.cloned(),
                 },
             };
         }
@@ -183,28 +238,79 @@ impl Guard {
             return Step::Done(Err(self.keys_unavailable()));
         };
         match self.validate(token, &keys) {
-            Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
-            Ok(claims) => self.after_local_checks(token, claims),
+            Err(Error::InvalidToken(Reason::UnknownKey)) => {
+                Step::NeedsKeys(token.to_owned(), dpop.cloned())
+            }
+            Ok(claims) => self.after_local_checks(token, claims, dpop),
             Err(error) => Step::Done(Err(error)),
         }
     }
 
-    /// The asynchronous part, for what [`Guard::authenticate`] could not finish.
-    pub(crate) async fn finish(&self, step: Step) -> Result<AuthenticatedClaims, Error> {
-        let (token, local) = match step {
-            Step::Done(result) => return result,
-            Step::NeedsKeys(token) => {
-                let claims = self.validate_after_refetch(&token).await?;
-                match self.after_local_checks(&token, claims) {
-                    Step::NeedsIntrospection { token, local } => (token, local),
-                    Step::Done(result) => return result,
-                    Step::NeedsKeys(_) => return Err(Error::InvalidToken(Reason::UnknownKey)),
+    /// The asynchronous part, for what [`Guard::authenticate`] could not finish. Each turn
+    /// moves forward (keys, then introspection, then the replay check): at most three.
+    pub(crate) async fn resolve(&self, mut step: Step) -> Result<AuthenticatedClaims, Error> {
+        loop {
+            step = match step {
+                Step::Done(result) => return result,
+                Step::Pending(remembered) => return remembered.await,
+                Step::NeedsKeys(token, dpop) => {
+                    let claims = self.validate_after_refetch(&token).await?;
+                    match self.after_local_checks(&token, claims, dpop.as_ref()) {
+                        Step::NeedsKeys(..) => return Err(Error::InvalidToken(Reason::UnknownKey)),
+                        next => next,
+                    }
+                }
+                Step::NeedsIntrospection { token, local, dpop } => {
+                    let claims = self.introspect(&token, local).await?;
+                    match self.finish(claims, &token, dpop.as_ref()) {
+                        next @ (Step::Done(_) | Step::Pending(_)) => next,
+                        // `finish` neither fetches keys nor introspects.
+                        _ => return Err(Error::InvalidToken(Reason::UnknownKey)),
+                    }
+                }
+            };
+        }
+    }
+
+    /// The checks after the token's: the DPoP proof of a request that came as DPoP (`dpop`),
+    /// the binding, the scopes, then the proof's replay.
+    fn finish(&self, claims: AuthenticatedClaims, token: &str, dpop: Option<&HttpRequest>) -> Step {
+        let mode = self.0.settings.dpop_mode();
+        let proof = match dpop {
+            None => None,
+            // Not bound: refused without a signature check (the binding check says why).
+            Some(_) if claims.dpop_thumbprint().is_none() => None,
+            Some(req) => {
+                let now = now() as u64;
+                match dpop::check_request(req, token, &self.0.settings, now) {
+                    Ok(proof) => Some(proof),
+                    Err(error) => return Step::Done(Err(error)),
                 }
             }
-            Step::NeedsIntrospection { token, local } => (token, local),
         };
-        let claims = self.introspect(&token, local).await?;
-        self.check_required_scopes(claims)
+        if dpop.is_some() && proof.is_none() {
+            return Step::Done(Err(Error::from(Reason::UnboundToken)));
+        }
+        let thumbprint = proof.as_ref().map(|proof| proof.thumbprint.as_str());
+        if let Err(reason) = dpop::check_dpop_binding(mode, &claims, thumbprint) {
+            return Step::Done(Err(Error::from(reason)));
+        }
+        let claims = match self.check_required_scopes(claims) {
+            Ok(claims) => claims,
+            Err(error) => return Step::Done(Err(error)),
+        };
+        let Some(proof) = proof else {
+            return Step::Done(Ok(claims));
+        };
+        let remembered = self.0.replay.remember(proof.id, proof.ttl);
+        Step::Pending(Box::pin(async move {
+            match remembered.await {
+                Ok(Remembered::First) => Ok(claims),
+                Ok(Remembered::Replayed) => Err(Error::from(Reason::DpopReplayed)),
+                Err(ReplayStoreError::Full) => Err(Error::from(Reason::ReplayStoreFull)),
+                Err(_) => Err(Error::from(Reason::ReplayStoreUnavailable)),
+            }
+        }))
     }
 
     /// The introspector, if `token` is opaque and opaque tokens are introspected.
@@ -216,20 +322,27 @@ impl Guard {
     }
 
     /// A JWT that passed the local checks: introspected too in `always` mode.
-    fn after_local_checks(&self, token: &str, claims: AuthenticatedClaims) -> Step {
+    fn after_local_checks(
+        &self,
+        token: &str,
+        claims: AuthenticatedClaims,
+        dpop: Option<&HttpRequest>,
+    ) -> Step {
         let Some(introspector) = self
             .0
             .introspector
             .as_ref()
             .filter(|introspector| introspector.after_local_checks())
         else {
-            return Step::Done(self.check_required_scopes(claims));
+            return self.finish(claims, token, dpop);
         };
         match introspector.cached(token, Some(&claims)) {
-            Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+            Some(Ok(claims)) => self.finish(claims, token, dpop),
+            Some(Err(error)) => Step::Done(Err(error)),
             None => Step::NeedsIntrospection {
                 token: token.to_owned(),
                 local: Some(claims),
+                dpop: dpop.cloned(),
             },
         }
     }
@@ -339,7 +452,7 @@ impl Guard {
                 .as_ref()
                 .is_some_and(Introspector::after_local_checks)
             {
-                return self.explain_scopes(claims, recorder);
+                return self.explain_binding(claims, recorder);
             }
             Some(claims)
         };
@@ -365,7 +478,27 @@ impl Guard {
                 ),
             )
         });
-        self.explain_scopes(introspected?, recorder)
+        self.explain_binding(introspected?, recorder)
+    }
+
+    /// The DPoP binding of the token presented alone (as Bearer), then the scopes: the
+    /// order of [`Guard::finish`].
+    fn explain_binding(
+        &self,
+        claims: AuthenticatedClaims,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let mode = self.0.settings.dpop_mode();
+        let bound = dpop::check_dpop_binding(mode, &claims, None).map_err(Error::from);
+        recorder.record(Check::Dpop, &bound, || {
+            let found = match claims.dpop_thumbprint() {
+                Some(jkt) => format!("bound to the key with thumbprint {jkt} (cnf.jkt)"),
+                None => "not bound (no cnf.jkt)".to_owned(),
+            };
+            Detail::new(Some(found), format!("AUTH_DPOP={}", mode.name()))
+        });
+        bound?;
+        self.explain_scopes(claims, recorder)
     }
 
     /// The validator's checks, with one refetch for an unknown `kid` as the extractor does.

@@ -56,6 +56,7 @@ mod algorithm;
 mod bearer;
 mod cache;
 mod claims;
+mod dpop;
 mod error;
 mod extractor;
 #[cfg(feature = "fuzzing")]
@@ -76,13 +77,17 @@ mod validator;
 pub use algorithm::{Algorithm, AlgorithmError};
 pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
+pub use dpop::{
+    MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
+    TokenRequestProof, check_dpop_binding, check_token_request_proof, dpop_algorithms,
+};
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};
 pub use introspection::{
     Introspection, IntrospectionMode, IntrospectionOutcome, IntrospectionStats,
 };
 pub use jwks::{FetchOutcome, KeyStoreStatus};
-pub use middleware::{RequireScopes, RequireScopesService, require_token};
-pub use settings::{AuthSettings, SettingsError};
+pub use middleware::{RequireScopes, RequireScopesService, require_dpop, require_token};
+pub use settings::{AuthSettings, DpopMode, SettingsError};
 pub use trace::{Check, CheckReport, Explanation};
 pub use url_rules::is_https_or_loopback;

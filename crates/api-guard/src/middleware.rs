@@ -51,6 +51,35 @@ pub async fn require_token(
     }
 }
 
+/// Middleware that requires a DPoP-bound token with a valid proof (RFC 9449) on every route
+/// of the scope it wraps, whatever the guard's [`DpopMode`](crate::DpopMode) (which must not
+/// be `off`); use it with `actix_web::middleware::from_fn(api_guard::require_dpop)`. A
+/// Bearer token gets 401 with a `DPoP` challenge.
+pub async fn require_dpop(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let bound = authenticate(&req, &[]).await.and_then(|()| {
+        let claims = req.extensions().get::<AuthenticatedClaims>().cloned();
+        // Claims verified through DPoP always have `cnf.jkt`: a bound token sent as Bearer
+        // is refused by the guard, and an unbound one sent as DPoP too.
+        match claims
+            .as_ref()
+            .and_then(AuthenticatedClaims::dpop_thumbprint)
+        {
+            Some(_) => Ok(()),
+            None => Err(Error::from(crate::Reason::DpopRequired)),
+        }
+    });
+    match bound {
+        Ok(()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Err(error) => Ok(req.error_response(error).map_into_right_body()),
+    }
+}
+
 /// Middleware that requires a valid token granting every one of its scopes on every route
 /// of the scope it wraps: 401 without a valid token, 403 `insufficient_scope` naming the
 /// scopes without them.

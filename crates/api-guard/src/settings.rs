@@ -16,6 +16,8 @@
 //! assert!(settings.validate().is_ok());
 //! ```
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::Algorithm;
@@ -31,6 +33,12 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 const DEFAULT_TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// The most memory the token cache may be given: 1 GiB.
 const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
+/// How old a DPoP proof may be by default.
+const DEFAULT_DPOP_WINDOW: Duration = Duration::from_secs(180);
+/// The longest DPoP window a setting may give: proofs are meant for one request.
+const MAX_DPOP_WINDOW: Duration = Duration::from_secs(3600);
+/// The in-process replay store's size by default: at most about 100 MiB when full.
+const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 1 << 20;
 
 /// The settings of a [`Guard`](crate::Guard): the issuer whose tokens are accepted and what
 /// else a token must satisfy, plus the key store's timing and the token cache's size.
@@ -50,6 +58,66 @@ pub struct AuthSettings {
     https_proxy: Option<Result<crate::jwks::Proxy, String>>,
     require_at_jwt: bool,
     introspection: Option<Introspection>,
+    dpop: DpopMode,
+    dpop_window: Duration,
+    dpop_replay_capacity: usize,
+    dpop_nonce_secret: Option<NonceSecret>,
+    public_url: Option<String>,
+}
+
+/// The secret DPoP nonces are derived from: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct NonceSecret(pub(crate) Vec<u8>);
+
+impl fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSecret(***)")
+    }
+}
+
+/// The shortest nonce secret accepted: 256 bits of base64 or hex text.
+const MIN_NONCE_SECRET_BYTES: usize = 32;
+
+/// Whether a guard accepts DPoP-bound tokens (RFC 9449).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DpopMode {
+    /// The `DPoP` scheme is not accepted (it counts as no credentials); a bound token sent
+    /// as Bearer is still refused.
+    Off,
+    /// `Authorization: DPoP` with a valid proof, and Bearer tokens that are not bound.
+    #[default]
+    Allowed,
+    /// Only `Authorization: DPoP` with a valid proof; Bearer tokens get a `DPoP` challenge.
+    Required,
+}
+
+impl DpopMode {
+    /// The name settings use: `off`, `allowed` or `required`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DpopMode::Off => "off",
+            DpopMode::Allowed => "allowed",
+            DpopMode::Required => "required",
+        }
+    }
+}
+
+impl fmt::Display for DpopMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DpopMode {
+    type Err = String;
+
+    /// `off`, `allowed` or `required`, exactly.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [DpopMode::Off, DpopMode::Allowed, DpopMode::Required]
+            .into_iter()
+            .find(|mode| mode.name() == name)
+            .ok_or_else(|| format!("`{name}` is not one of off, allowed, required"))
+    }
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -82,6 +150,11 @@ impl AuthSettings {
             https_proxy: None,
             require_at_jwt: false,
             introspection: None,
+            dpop: DpopMode::Allowed,
+            dpop_window: DEFAULT_DPOP_WINDOW,
+            dpop_replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+            dpop_nonce_secret: None,
+            public_url: None,
         }
     }
 
@@ -250,6 +323,79 @@ impl AuthSettings {
         self.introspection.as_ref()
     }
 
+    /// Whether DPoP-bound tokens (RFC 9449) are accepted, and whether only they are: see
+    /// [`DpopMode`]. A bound token (`cnf.jkt`) sent as Bearer is refused in every mode.
+    /// Default: [`DpopMode::Allowed`].
+    pub fn with_dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
+    /// How old a DPoP proof's `iat` may be, at most an hour; proofs are remembered this long
+    /// to refuse replays. Default: 180 seconds.
+    pub fn with_dpop_window(mut self, window: Duration) -> Self {
+        self.dpop_window = window;
+        self
+    }
+
+    /// How many DPoP proofs the in-process replay store holds at most (50 to 100 bytes
+    /// each); when it is full of proofs younger than the window, further DPoP requests get
+    /// 503 rather than the memory growing. Default: 1,048,576.
+    pub fn with_dpop_replay_capacity(mut self, proofs: usize) -> Self {
+        self.dpop_replay_capacity = proofs;
+        self
+    }
+
+    /// The URL clients use to reach the service (scheme, host, port and any path prefix a
+    /// proxy strips), which a DPoP proof's `htu` must name. Set it behind a proxy or load
+    /// balancer. Default: none (the connection's scheme and the request's `Host` header).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Turns on server-provided DPoP nonces (RFC 9449 §9): a proof must then carry the
+    /// current nonce, which a proof without it learns from a 401 `use_dpop_nonce` answer's
+    /// `DPoP-Nonce` header. Nonces are derived from `secret` and the clock, so every replica
+    /// given the same secret (at least 32 bytes) agrees without shared state; one is good for
+    /// one to two minutes. Default: off.
+    pub fn with_dpop_nonce_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.dpop_nonce_secret = Some(NonceSecret(secret.into()));
+        self
+    }
+
+    /// The nonce secret, when nonces are on.
+    pub(crate) fn dpop_nonce_secret(&self) -> Option<&[u8]> {
+        self.dpop_nonce_secret
+            .as_ref()
+            .map(|secret| secret.0.as_slice())
+    }
+
+    /// Whether DPoP proofs must carry a server-provided nonce.
+    pub fn dpop_nonces(&self) -> bool {
+        self.dpop_nonce_secret.is_some()
+    }
+
+    /// The DPoP mode.
+    pub fn dpop_mode(&self) -> DpopMode {
+        self.dpop
+    }
+
+    /// How old a DPoP proof may be.
+    pub fn dpop_window(&self) -> Duration {
+        self.dpop_window
+    }
+
+    /// The in-process replay store's capacity, in proofs.
+    pub fn dpop_replay_capacity(&self) -> usize {
+        self.dpop_replay_capacity
+    }
+
+    /// The public URL, if one is set.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
     /// Whether only `typ: at+jwt` tokens are accepted.
     pub fn require_at_jwt(&self) -> bool {
         self.require_at_jwt
@@ -372,6 +518,45 @@ impl AuthSettings {
                 format!(
                     "`{}` is more than {MAX_TOKEN_CACHE_BYTES} bytes (1 GiB)",
                     self.token_cache_bytes
+                ),
+            );
+        }
+        if self.dpop_window.is_zero() || self.dpop_window > MAX_DPOP_WINDOW {
+            return error(
+                "dpop_window",
+                format!(
+                    "`{}` seconds is outside 1 to 3600; proofs are made per request, 180 is usual",
+                    self.dpop_window.as_secs()
+                ),
+            );
+        }
+        if self.dpop_replay_capacity == 0 {
+            return error(
+                "dpop_replay_capacity",
+                "must be at least 1 (a full store answers 503; it never forgets early)".into(),
+            );
+        }
+        if self
+            .dpop_nonce_secret
+            .as_ref()
+            .is_some_and(|secret| secret.0.len() < MIN_NONCE_SECRET_BYTES)
+        {
+            return error(
+                "dpop_nonce_secret",
+                format!(
+                    "is shorter than {MIN_NONCE_SECRET_BYTES} bytes; use a random one, e.g. `openssl rand -base64 32`"
+                ),
+            );
+        }
+        if let Some(url) = self
+            .public_url
+            .as_deref()
+            .filter(|url| url.contains(['?', '#']) || crate::dpop::htu::normalise(url).is_none())
+        {
+            return error(
+                "public_url",
+                format!(
+                    "{url:?} is not an http(s) URL without query, e.g. https://api.example.com"
                 ),
             );
         }

@@ -41,11 +41,15 @@ pub enum Check {
     Scopes,
     /// The issuer's introspection answer (RFC 7662).
     Introspection,
+    /// The DPoP binding (RFC 9449 §7.1–7.2) of a token presented alone, as a Bearer token
+    /// is: a bound token (`cnf.jkt`) needs the DPoP scheme and a proof; `required` mode
+    /// accepts only bound tokens.
+    Dpop,
 }
 
 impl Check {
     /// The short name reports use: `token`, `header`, `alg`, `typ`, `key`, `signature`,
-    /// `claims`, `iss`, `aud`, `exp`, `nbf`, `iat`, `scopes`, `introspection`.
+    /// `claims`, `iss`, `aud`, `exp`, `nbf`, `iat`, `scopes`, `introspection`, `dpop`.
     pub fn name(self) -> &'static str {
         match self {
             Check::Token => "token",
@@ -62,6 +66,7 @@ impl Check {
             Check::IssuedAt => "iat",
             Check::Scopes => "scopes",
             Check::Introspection => "introspection",
+            Check::Dpop => "dpop",
         }
     }
 }

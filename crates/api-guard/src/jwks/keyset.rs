@@ -229,6 +229,12 @@ struct RawJwk {
     y: Option<String>,
 }
 
+/// The key of a DPoP proof's `jwk` header (RFC 9449 §4.2), checked as strictly as a key of
+/// the issuer's set; `None` when it is not a usable public key.
+pub(crate) fn parse_proof_key(jwk: serde_json::Value) -> Option<Key> {
+    parse_jwk(jwk).ok().map(|(_, key)| key)
+}
+
 fn parse_jwk(jwk: serde_json::Value) -> Result<(Option<String>, Key), String> {
     // serde's message quotes the offending value: escaped and bounded like the rest.
     let raw: RawJwk = serde_json::from_value(jwk)

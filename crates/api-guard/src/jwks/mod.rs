@@ -28,7 +28,7 @@ pub(crate) use fetch::{FetchError, Outbound, Source};
 pub(crate) const fn keyset_max_keys() -> usize {
     keyset::MAX_KEYS
 }
-pub(crate) use keyset::{Key, KeySet};
+pub(crate) use keyset::{Key, KeySet, parse_proof_key};
 pub(crate) use policy::{OnDemand, RefreshPolicy};
 pub(crate) use proxy::Proxy;
 

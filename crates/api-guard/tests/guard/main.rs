@@ -3,6 +3,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod cache_binding;
+mod dpop;
 mod extractor;
 mod hardening;
 mod scopes;
