@@ -2,7 +2,8 @@
 //!
 //! It holds what only the binary needs: the configuration ([`config`]: flags, environment,
 //! `.env`), logging and metrics ([`telemetry`]), the sample routes ([`routes`]), the
-//! development issuer behind `--dev` (`dev_issuer`, feature `dev-issuer`), start-up
+//! development issuer behind `--dev` (`dev_issuer`, feature `dev-issuer`), the gateway's
+//! path normalisation and route policy ([`gateway`]), start-up
 //! ([`startup`]), graceful shutdown ([`shutdown`]) and the `healthcheck` subcommand
 //! ([`healthcheck`]). Token validation itself is the
 //! library's: a Rust service that only wants to protect its handlers depends on `api-guard`,
@@ -11,6 +12,7 @@
 pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
+pub mod gateway;
 pub mod healthcheck;
 pub mod loopback;
 pub mod public_url;

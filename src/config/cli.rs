@@ -12,12 +12,13 @@ pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 
 // The `--help` headings, in the order a new user reads them. A heading without a setting
-// yet (the gateway, DPoP and introspection) is left out rather than printed empty.
+// yet (DPoP and introspection) is left out rather than printed empty.
 const ISSUER: &str = "Issuer and tokens";
 const KEYS: &str = "Key store";
 const SERVER: &str = "Server";
 const LOGS: &str = "Logging and metrics";
 const SHUTDOWN: &str = "Shutdown";
+const GATEWAY: &str = "Gateway";
 const DEV: &str = "Development";
 
 /// The log formats `LOG_FORMAT` takes, as `--help` lists them (`LogFormat::ALL`'s names; a
@@ -307,6 +308,13 @@ pub struct Cli {
         help_heading = SHUTDOWN
     )]
     pub shutdown_drain_secs: String,
+
+    /// The route policy, a TOML file: which paths pass without a token, which need one (and
+    /// which scopes), which are denied; rules tried in order, first match wins. A file that
+    /// does not parse stops start-up naming its line. deploy/policy.example.toml shows the
+    /// format. Default: none, every request needs a valid token.
+    #[arg(long, env = "AUTH_POLICY_FILE", value_name = "PATH", help_heading = GATEWAY)]
+    pub policy_file: Option<std::path::PathBuf>,
 
     /// Run the built-in development authorization server on the same port and trust only it.
     /// For trying the service without an Okta org; never for production.

@@ -9,12 +9,14 @@ mod cli;
 mod fields;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_guard::{AuthSettings, SettingsError};
 
 pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
 
+use crate::gateway::policy::Policy;
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
     algorithms, audience, bind, boolean, check_url, dev_warnings, duration, issuer, log_filter,
@@ -106,6 +108,9 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
+    /// The gateway's route policy (`AUTH_POLICY_FILE`), read and checked with the rest of
+    /// the settings; `None` when unset (the gateway then needs a token everywhere).
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// A setting that stops start-up: which one, and what to do.
@@ -285,7 +290,18 @@ impl Config {
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
             warnings,
+            policy: policy_file(cli.policy_file.as_deref())?,
         })
+    }
+}
+
+/// `AUTH_POLICY_FILE`, loaded now so that a bad file stops start-up naming its line.
+fn policy_file(path: Option<&std::path::Path>) -> Result<Option<Arc<Policy>>, ConfigError> {
+    match path.filter(|path| !path.as_os_str().is_empty()) {
+        None => Ok(None),
+        Some(path) => Policy::load(path)
+            .map(|policy| Some(Arc::new(policy)))
+            .map_err(|e| error("AUTH_POLICY_FILE (--policy-file)", e.to_string())),
     }
 }
 
