@@ -314,7 +314,8 @@ pub struct Cli {
     /// does not parse stops start-up naming its line. deploy/policy.example.toml shows the
     /// format. Default: none, every request needs a valid token.
     #[arg(long, env = "AUTH_POLICY_FILE", value_name = "PATH", help_heading = GATEWAY)]
-    pub policy_file: Option<std::path::PathBuf>,
+    // A string, not a path: set but empty (`AUTH_POLICY_FILE=` in .env) means unset.
+    pub policy_file: Option<String>,
 
     /// Run the built-in development authorization server on the same port and trust only it.
     /// For trying the service without an Okta org; never for production.

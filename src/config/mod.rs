@@ -290,16 +290,16 @@ impl Config {
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
             warnings,
-            policy: policy_file(cli.policy_file.as_deref())?,
+            policy: policy_file(non_empty(&cli.policy_file))?,
         })
     }
 }
 
 /// `AUTH_POLICY_FILE`, loaded now so that a bad file stops start-up naming its line.
-fn policy_file(path: Option<&std::path::Path>) -> Result<Option<Arc<Policy>>, ConfigError> {
-    match path.filter(|path| !path.as_os_str().is_empty()) {
+fn policy_file(path: Option<&str>) -> Result<Option<Arc<Policy>>, ConfigError> {
+    match path {
         None => Ok(None),
-        Some(path) => Policy::load(path)
+        Some(path) => Policy::load(std::path::Path::new(path))
             .map(|policy| Some(Arc::new(policy)))
             .map_err(|e| error("AUTH_POLICY_FILE (--policy-file)", e.to_string())),
     }
@@ -589,6 +589,31 @@ mod tests {
             config.warnings[0].contains("AUTH_TOKEN_URL"),
             "{:?}",
             config.warnings
+        );
+    }
+
+    #[test]
+    fn the_policy_file_is_loaded_with_the_settings_and_absent_by_default() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.example.toml");
+        let config = Config::from_cli(cli(&["--dev", "--policy-file", example])).unwrap();
+        let policy = config.policy.expect("the policy is loaded");
+        assert_eq!(
+            policy.decide(&actix_web::http::Method::GET, "/internal/x"),
+            crate::gateway::policy::Access::Deny
+        );
+        assert!(Config::from_cli(cli(&["--dev"])).unwrap().policy.is_none());
+        assert!(
+            Config::from_cli(cli(&["--dev", "--policy-file="]))
+                .unwrap()
+                .policy
+                .is_none()
+        );
+        let refused = problem(&["--dev", "--policy-file=/nonexistent/p.toml"]);
+        assert!(
+            refused.starts_with(
+                "AUTH_POLICY_FILE (--policy-file): /nonexistent/p.toml: cannot be read"
+            ),
+            "{refused}"
         );
     }
 

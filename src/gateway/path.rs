@@ -236,6 +236,38 @@ fn push_escape(out: &mut String, byte: u8) {
     let _ = write!(out, "%{byte:02X}");
 }
 
+/// The bytes of a normalised segment with every escape decoded (an invalid one, which a
+/// normalised path never holds, is kept as it is). Rules compare segments this way.
+pub(crate) fn decoded(segment: &str) -> Decoded<'_> {
+    Decoded {
+        bytes: segment.as_bytes(),
+        at: 0,
+    }
+}
+
+/// The iterator of [`decoded`].
+pub(crate) struct Decoded<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Decoded<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        if byte == b'%' {
+            let digit = |at: usize| self.bytes.get(at).copied().and_then(hex);
+            if let (Some(hi), Some(lo)) = (digit(self.at + 1), digit(self.at + 2)) {
+                self.at += 3;
+                return Some(hi << 4 | lo);
+            }
+        }
+        self.at += 1;
+        Some(byte)
+    }
+}
+
 fn hex(digit: u8) -> Option<u8> {
     char::from(digit)
         .to_digit(16)

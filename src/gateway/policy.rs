@@ -36,6 +36,8 @@
 //!   `"anonymous"` or `"deny"` it is an error;
 //! - matching is case-sensitive unless the file says `case_sensitive = false` (for an upstream
 //!   that routes case-insensitively: Express by default, ASP.NET);
+//! - segments compare percent-decoded (`/v1/a:b` matches `/v1/a%3Ab`), since upstreams route
+//!   on the decoded path;
 //! - a trailing slash is ignored when matching (`/a` matches `/a/`, as Express and Spring
 //!   route it), `{name}` matches one non-empty segment, `/a/**` matches `/a`, `/a/` and all
 //!   below;
@@ -49,7 +51,7 @@ use actix_web::http::Method;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::path::normalize;
+use super::path::{decoded, normalize};
 
 /// The route policy: ordered rules and a default.
 #[derive(Debug, Clone)]
@@ -138,7 +140,8 @@ struct Pattern {
 
 #[derive(Debug, Clone)]
 enum Segment {
-    /// In normalised form.
+    /// Percent-decoded: upstreams route on the decoded path, so `things:delete` and
+    /// `things%3Adelete` are one segment to them, and to the rule.
     Literal(String),
     /// `{name}`: any one non-empty segment.
     Any,
@@ -242,8 +245,11 @@ impl Pattern {
             };
             let fits = match segment {
                 Segment::Any => true,
-                Segment::Literal(text) if case_sensitive => text == piece,
-                Segment::Literal(text) => text.eq_ignore_ascii_case(piece),
+                Segment::Literal(text) if case_sensitive => text.bytes().eq(decoded(piece)),
+                Segment::Literal(text) => text
+                    .bytes()
+                    .map(|b| b.to_ascii_lowercase())
+                    .eq(decoded(piece).map(|b| b.to_ascii_lowercase())),
             };
             if !fits {
                 return false;
@@ -329,7 +335,16 @@ fn compile_pattern(path: &str) -> Result<Pattern, String> {
                 "`*` is only allowed as a final `/**`; use `{name}` for one segment".to_owned(),
             );
         } else if let Some(inner) = piece.strip_prefix('{') {
-            let name = inner.strip_suffix('}').ok_or("`{` is not closed by `}`")?;
+            let name = match inner.strip_suffix('}') {
+                Some(name) if !name.contains(['{', '}']) => name,
+                _ if inner.contains('}') => {
+                    return Err(
+                        "`{` and `}` may only enclose a whole segment, as in \"/a/{id}\""
+                            .to_owned(),
+                    );
+                }
+                _ => return Err("`{` is not closed by `}`".to_owned()),
+            };
             if name.is_empty() {
                 return Err("a segment name `{}` is empty; name it, as in `{id}`".to_owned());
             }
@@ -357,11 +372,16 @@ fn compile_pattern(path: &str) -> Result<Pattern, String> {
     Ok(pattern)
 }
 
-/// A literal segment in the form [`normalize`] gives requests, so both compare alike.
+/// A literal segment as [`normalize`] would pass it, then decoded, as requests' segments
+/// are compared.
 fn literal(piece: &str) -> Result<String, String> {
     let normal = normalize(&format!("/{piece}")).map_err(|e| format!("`{piece}`: {e}"))?;
     match normal.strip_prefix('/') {
-        Some(segment) if !segment.is_empty() && !segment.contains('/') => Ok(segment.to_owned()),
+        Some(segment) if !segment.is_empty() && !segment.contains('/') => {
+            // `normalize` checked that the escapes decode to UTF-8.
+            String::from_utf8(decoded(segment).collect())
+                .map_err(|_| format!("`{piece}` does not decode to UTF-8"))
+        }
         _ => Err("`.` and `..` segments never reach a rule; remove them".to_owned()),
     }
 }

@@ -136,6 +136,7 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("the issuer only in express-openid-connect's ISSUER_BASE_URL", &[("ISSUER_BASE_URL", VALID_ISSUER), port_0], &[], &["no issuer configured", "ISSUER_BASE_URL is set", "set AUTH_ISSUER"]),
         ("a CA file that does not exist", &[issuer, ("AUTH_CA_FILE", "no-such-ca.pem"), port_0], &[], &["AUTH_CA_FILE", "no-such-ca.pem", "cannot read"]),
         ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
+        ("a policy file that does not exist", &[issuer, ("AUTH_POLICY_FILE", "no-such-policy.toml"), port_0], &[], &["AUTH_POLICY_FILE (--policy-file): no-such-policy.toml: cannot be read"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -175,6 +176,32 @@ fn a_ca_file_that_is_not_pem_certificates_stops_start_up() {
     ];
     let outcome = run_in(dir.path(), &env, &[]);
     assert_one_error_line(&outcome, &["AUTH_CA_FILE", "no PEM"], "a CA file of text");
+}
+
+#[test]
+fn a_bad_policy_file_stops_start_up_naming_the_file_and_the_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, &str)] = &[
+        ("an unknown key", "default = \"deny\"\n\n[[rule]]\npath = \"/x\"\nacess = \"deny\"\n", "policy.toml:5: unknown field `acess`"),
+        ("`**` in the middle", "[[rule]]\npath = \"/a/**/b\"\naccess = \"deny\"\n", "policy.toml:2: `path = \"/a/**/b\"` is not a pattern"),
+        ("scopes with anonymous", "[[rule]]\npath = \"/x\"\naccess = \"anonymous\"\nscopes = [\"a\"]\n", "policy.toml:3: `scopes` together with `access = \"anonymous\"`"),
+        ("TOML syntax", "[[rule]\n", "policy.toml:1: "),
+    ];
+    for (case, text, needle) in cases {
+        std::fs::write(dir.path().join("policy.toml"), text).expect("policy.toml is written");
+        let env = [
+            ("AUTH_ISSUER", VALID_ISSUER),
+            ("AUTH_POLICY_FILE", "policy.toml"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+        ];
+        let outcome = run_in(dir.path(), &env, &[]);
+        let line = assert_one_error_line(&outcome, &[needle], case);
+        assert!(
+            line.starts_with("error: AUTH_POLICY_FILE (--policy-file): policy.toml:"),
+            "{case}: {line}"
+        );
+    }
 }
 
 #[test]
@@ -257,6 +284,10 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("KEEP_ALIVE_SECS", Some("[default: 75]")),
         ("TRUSTED_PROXIES", Some("Default: none")),
         ("METRICS_ADDR", Some("Default: /metrics on BIND_ADDR")),
+        (
+            "AUTH_POLICY_FILE",
+            Some("Default: none, every request needs a valid token"),
+        ),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)
@@ -282,6 +313,7 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
         ("Server:", "BIND_ADDR"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
+        ("Gateway:", "AUTH_POLICY_FILE"),
         ("Development:", "DEV_CLIENT_SECRET"),
     ];
     let mut last = 0;

@@ -194,6 +194,27 @@ scopes = ["cafe"]
 }
 
 #[test]
+fn a_rule_matches_every_spelling_an_upstream_decodes_to_its_segment() {
+    let policy = policy(
+        "[[rule]]\npath = \"/v1/things:delete\"\nscopes = [\"delete\"]\n[[rule]]\npath = \"/files/a+b@c\"\naccess = \"deny\"\n",
+    );
+    let delete = Access::Authenticated {
+        scopes: &["delete".to_owned()],
+    };
+    for (raw, expected) in [
+        ("/v1/things:delete", delete),
+        ("/v1/things%3adelete", delete),
+        ("/v1/things%3Adelete/", delete),
+        ("/files/a%2Bb%40c", Access::Deny),
+        ("/files/a+b@c", Access::Deny),
+        ("/files/a%20b@c", Access::Authenticated { scopes: &[] }),
+    ] {
+        let path = normalize(raw).unwrap();
+        assert_eq!(policy.decide(&Method::GET, &path), expected, "{raw}");
+    }
+}
+
+#[test]
 fn methods_narrow_a_rule_and_get_covers_head() {
     let policy = policy(
         r#"
@@ -265,6 +286,7 @@ fn every_bad_file_is_refused_naming_its_line_and_the_fix() {
         ("a partial `**`", "[[rule]]\npath = \"/a**\"\naccess = \"deny\"\n", 2, &["`*`"]),
         ("an unbalanced `{`", "[[rule]]\npath = \"/a/{id\"\naccess = \"deny\"\n", 2, &["not closed"]),
         ("a stray `}`", "[[rule]]\npath = \"/a/id}\"\naccess = \"deny\"\n", 2, &["whole segment"]),
+        ("`{name}` followed by text", "[[rule]]\npath = \"/a/{id}x\"\naccess = \"deny\"\n", 2, &["whole segment"]),
         ("`{}` inside a segment", "[[rule]]\npath = \"/a/x{id}\"\naccess = \"deny\"\n", 2, &["whole segment"]),
         ("an empty segment name", "[[rule]]\npath = \"/a/{}\"\naccess = \"deny\"\n", 2, &["empty"]),
         ("a segment name with a slash", "[[rule]]\npath = \"/a/{a-b}\"\naccess = \"deny\"\n", 2, &["`{a-b}`"]),
