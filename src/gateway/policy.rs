@@ -188,7 +188,7 @@ impl Policy {
         let at = |span: Option<Range<usize>>, problem: String| PolicyError {
             origin: origin.to_owned(),
             line: Some(span.map_or(1, |span| line_of(text, span.start))),
-            problem,
+            problem: one_line_escaped(&problem),
         };
         let raw: RawPolicy = toml::from_str(text)
             .map_err(|e| at(e.span(), one_line(e.message()).to_owned() + toml_hint(&e)))?;
@@ -375,7 +375,7 @@ fn compile_pattern(path: &str) -> Result<Pattern, String> {
 /// A literal segment as [`normalize`] would pass it, then decoded, as requests' segments
 /// are compared.
 fn literal(piece: &str) -> Result<String, String> {
-    let normal = normalize(&format!("/{piece}")).map_err(|e| format!("`{piece}`: {e}"))?;
+    let normal = normalize(&format!("/{piece}")).map_err(|e| e.to_string())?;
     match normal.strip_prefix('/') {
         Some(segment) if !segment.is_empty() && !segment.contains('/') => {
             // `normalize` checked that the escapes decode to UTF-8.
@@ -474,6 +474,20 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn one_line(message: &str) -> &str {
     message.lines().next().unwrap_or(message).trim()
+}
+
+/// `problem` with its control characters escaped: text quoted from the file (a TOML string
+/// may hold `\n`) never breaks the one error line.
+fn one_line_escaped(problem: &str) -> String {
+    let mut line = String::with_capacity(problem.len());
+    for c in problem.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// A hint for the TOML errors whose fix is not in serde's message.

@@ -304,6 +304,9 @@ fn every_bad_file_is_refused_naming_its_line_and_the_fix() {
         ("a scope with a space", "[[rule]]\npath = \"/x\"\nscopes = [\"a b\"]\n", 3, &["\"a b\" is not a scope name"]),
         ("an unknown access", "[[rule]]\npath = \"/x\"\naccess = \"public\"\n", 3, &["`access = \"public\"`", "\"anonymous\""]),
         ("an unknown default", "default = \"allow\"\n", 1, &["`default = \"allow\"`"]),
+        // The `policy` fuzz target's finding: text quoted from the file broke the line.
+        ("a newline in a path", "[[rule]]\npath = \"/a\\\\b\\nc\"\naccess = \"deny\"\n", 2, &["backslash", "\"/a\\\\b\\nc\""]),
+        ("a newline in a method", "[[rule]]\npath = \"/x\"\nmethods = [\"G\\nET\"]\naccess = \"deny\"\n", 3, &["`G\\nET` is not a method"]),
         ("case_sensitive that is not a boolean", "case_sensitive = \"no\"\n", 1, &[]),
     ];
     for (case, text, line, needles) in cases {
