@@ -145,8 +145,10 @@ impl Application {
         let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
         let telemetry = Telemetry::new(config.trusted_proxies.clone(), Drain::default());
-        // merge: use config.policy
-        let policy = std::sync::Arc::new(Policy::everything_authenticated());
+        let policy = config
+            .policy
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(Policy::everything_authenticated()));
         let gateway = Gateway::new(
             policy,
             config.trusted_proxies.clone(),

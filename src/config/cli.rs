@@ -290,6 +290,14 @@ pub struct Cli {
     )]
     pub trusted_proxies: String,
 
+    /// The route policy, a TOML file: which paths pass without a token, which need one (and
+    /// which scopes), which are denied; rules tried in order, first match wins. A file that
+    /// does not parse stops start-up naming its line. deploy/policy.example.toml shows the
+    /// format. Default: none, every request needs a valid token.
+    #[arg(long, env = "AUTH_POLICY_FILE", value_name = "PATH", help_heading = GATEWAY)]
+    // A string, not a path: set but empty (`AUTH_POLICY_FILE=` in .env) means unset.
+    pub policy_file: Option<String>,
+
     /// Gateway mode: proxy every request that is not api-guard's own (health, metrics, the
     /// protected-resource metadata, /auth/verify) to this origin, e.g. http://127.0.0.1:3000,
     /// after the policy and the token check. Default: unset, api-guard serves its sample API.

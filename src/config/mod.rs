@@ -11,6 +11,7 @@ mod introspection;
 mod upstream;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_guard::{AuthSettings, DpopMode, SettingsError};
@@ -18,6 +19,7 @@ use api_guard::{AuthSettings, DpopMode, SettingsError};
 pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, ExplainArgs};
 
 use crate::gateway::UpstreamSettings;
+use crate::gateway::policy::Policy;
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
     algorithms, audience, bind, boolean, check_url, dev_warnings, duration, issuer, log_filter,
@@ -115,6 +117,9 @@ pub struct Config {
     /// Gateway mode (`UPSTREAM_URL`): where and how requests are proxied; `None` to serve
     /// the sample API instead.
     pub upstream: Option<UpstreamSettings>,
+    /// The gateway's route policy (`AUTH_POLICY_FILE`), read and checked with the rest of
+    /// the settings; `None` when unset (the gateway then needs a token everywhere).
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// A setting that stops start-up: which one, and what to do.
@@ -316,6 +321,7 @@ impl Config {
             dpop_replay_store: fields::redis_address(&cli.dpop_replay_store)?,
             warnings,
             upstream,
+            policy: policy_file(non_empty(&cli.policy_file))?,
         })
     }
 }
@@ -362,6 +368,16 @@ fn dpop_settings(
     }
     auth.validate().map_err(auth_setting_error)?;
     Ok(auth)
+}
+
+/// `AUTH_POLICY_FILE`, loaded now so that a bad file stops start-up naming its line.
+fn policy_file(path: Option<&str>) -> Result<Option<Arc<Policy>>, ConfigError> {
+    match path {
+        None => Ok(None),
+        Some(path) => Policy::load(std::path::Path::new(path))
+            .map(|policy| Some(Arc::new(policy)))
+            .map_err(|e| error("AUTH_POLICY_FILE (--policy-file)", e.to_string())),
+    }
 }
 
 /// `BIND_ADDR` alone, for a subcommand that needs nothing else (`healthcheck`).
@@ -652,6 +668,31 @@ mod tests {
             config.warnings[0].contains("AUTH_TOKEN_URL"),
             "{:?}",
             config.warnings
+        );
+    }
+
+    #[test]
+    fn the_policy_file_is_loaded_with_the_settings_and_absent_by_default() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.example.toml");
+        let config = Config::from_cli(cli(&["--dev", "--policy-file", example])).unwrap();
+        let policy = config.policy.expect("the policy is loaded");
+        assert_eq!(
+            policy.decide(&actix_web::http::Method::GET, "/internal/x"),
+            crate::gateway::policy::Access::Deny
+        );
+        assert!(Config::from_cli(cli(&["--dev"])).unwrap().policy.is_none());
+        assert!(
+            Config::from_cli(cli(&["--dev", "--policy-file="]))
+                .unwrap()
+                .policy
+                .is_none()
+        );
+        let refused = problem(&["--dev", "--policy-file=/nonexistent/p.toml"]);
+        assert!(
+            refused.starts_with(
+                "AUTH_POLICY_FILE (--policy-file): /nonexistent/p.toml: cannot be read"
+            ),
+            "{refused}"
         );
     }
 

@@ -12,6 +12,8 @@
 //!
 //! Both share one step ([`access`]) and one error type ([`Error`]); authentication errors are
 //! the library's own, so their status, challenge and body are the ones the sample API sends.
+//! A request's path is normalised once, and the normalised path is what the upstream
+//! receives, so the policy and the upstream never read two different paths.
 //!
 //! ```no_run
 //! # async fn run(config: api_guard_server::Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +26,8 @@
 
 mod access;
 mod body;
+#[doc(hidden)]
+pub mod bypass;
 mod error;
 mod headers;
 mod identity;

@@ -153,6 +153,7 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("a zero body limit", &[issuer, ("UPSTREAM_MAX_BODY_BYTES", "0"), port_0], &[], &["UPSTREAM_MAX_BODY_BYTES", "`0`"]),
         ("a non-boolean token forwarding", &[issuer, ("UPSTREAM_FORWARD_TOKEN", "yes"), port_0], &[], &["UPSTREAM_FORWARD_TOKEN", "`yes`"]),
         ("a zero upstream timeout", &[issuer, ("UPSTREAM_TIMEOUT_SECS", "0"), port_0], &[], &["UPSTREAM_TIMEOUT_SECS", "`0`"]),
+        ("a policy file that does not exist", &[issuer, ("AUTH_POLICY_FILE", "no-such-policy.toml"), port_0], &[], &["AUTH_POLICY_FILE (--policy-file): no-such-policy.toml: cannot be read"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -213,6 +214,32 @@ fn a_ca_file_that_is_not_pem_certificates_stops_start_up() {
     ];
     let outcome = run_in(dir.path(), &env, &[]);
     assert_one_error_line(&outcome, &["AUTH_CA_FILE", "no PEM"], "a CA file of text");
+}
+
+#[test]
+fn a_bad_policy_file_stops_start_up_naming_the_file_and_the_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, &str)] = &[
+        ("an unknown key", "default = \"deny\"\n\n[[rule]]\npath = \"/x\"\nacess = \"deny\"\n", "policy.toml:5: unknown field `acess`"),
+        ("`**` in the middle", "[[rule]]\npath = \"/a/**/b\"\naccess = \"deny\"\n", "policy.toml:2: `path = \"/a/**/b\"` is not a pattern"),
+        ("scopes with anonymous", "[[rule]]\npath = \"/x\"\naccess = \"anonymous\"\nscopes = [\"a\"]\n", "policy.toml:3: `scopes` together with `access = \"anonymous\"`"),
+        ("TOML syntax", "[[rule]\n", "policy.toml:1: "),
+    ];
+    for (case, text, needle) in cases {
+        std::fs::write(dir.path().join("policy.toml"), text).expect("policy.toml is written");
+        let env = [
+            ("AUTH_ISSUER", VALID_ISSUER),
+            ("AUTH_POLICY_FILE", "policy.toml"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+        ];
+        let outcome = run_in(dir.path(), &env, &[]);
+        let line = assert_one_error_line(&outcome, &[needle], case);
+        assert!(
+            line.starts_with("error: AUTH_POLICY_FILE (--policy-file): policy.toml:"),
+            "{case}: {line}"
+        );
+    }
 }
 
 #[test]
@@ -313,6 +340,10 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("AUTH_DPOP", Some("[default: allowed]")),
         ("DPOP_WINDOW_SECS", Some("[default: 180]")),
         ("DPOP_REPLAY_STORE", Some("empty for this process only")),
+        (
+            "AUTH_POLICY_FILE",
+            Some("Default: none, every request needs a valid token"),
+        ),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)

@@ -2,7 +2,7 @@
 //! what it received, and forward-auth (`/auth/verify`).
 
 mod forward_auth;
+mod policy_rules;
 mod proxy;
 mod streaming;
 mod upstream;
-// To enable after the route-policy merge (it needs AUTH_POLICY_FILE): `mod policy_rules;`.

@@ -72,7 +72,10 @@ impl Gateway {
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
         // Written as given: awc would normalise nothing, but a `Uri` must still parse.
         let mut request = client()
-            .request(method.parse().unwrap(), format!("{}{path}", self.service.base()))
+            .request(
+                method.parse().unwrap(),
+                format!("{}{path}", self.service.base()),
+            )
             .timeout(Duration::from_secs(10));
         for (name, value) in headers {
             request = request.insert_header((*name, *value));
@@ -91,23 +94,40 @@ async fn each_kind_of_rule_is_applied_by_the_proxy() {
     let gateway = start(&upstream.origin, &[]).await;
     let bearer = gateway.bearer();
 
-    let open = gateway.call("GET", "/public/docs", &[("X-Auth-Subject", "admin")]).await;
+    let open = gateway
+        .call("GET", "/public/docs", &[("X-Auth-Subject", "admin")])
+        .await;
     assert_eq!(open.status, 200, "anonymous rule: {}", open.body);
-    assert!(seen(&open.body, "x-auth-subject").is_empty(), "spoofed on an anonymous route");
+    assert!(
+        seen(&open.body, "x-auth-subject").is_empty(),
+        "spoofed on an anonymous route"
+    );
 
-    let read_only = gateway.call("GET", "/orders/7", &[("Authorization", &bearer)]).await;
-    assert_eq!(read_only.status, 200, "methods: GET falls to the default: {}", read_only.body);
+    let read_only = gateway
+        .call("GET", "/orders/7", &[("Authorization", &bearer)])
+        .await;
+    assert_eq!(
+        read_only.status, 200,
+        "methods: GET falls to the default: {}",
+        read_only.body
+    );
 
-    let write = gateway.call("POST", "/orders/7", &[("Authorization", &bearer)]).await;
+    let write = gateway
+        .call("POST", "/orders/7", &[("Authorization", &bearer)])
+        .await;
     assert_eq!(write.status, 403, "{}", write.body);
     assert_eq!(write.body["error"], "insufficient_scope");
     let challenge = write.header("www-authenticate").unwrap_or_default();
     assert!(challenge.contains("scope=\"orders:write\""), "{challenge}");
 
-    let scoped = gateway.call("GET", "/reports/q3", &[("Authorization", &bearer)]).await;
+    let scoped = gateway
+        .call("GET", "/reports/q3", &[("Authorization", &bearer)])
+        .await;
     assert_eq!(scoped.status, 200, "{}", scoped.body);
 
-    let denied = gateway.call("GET", "/internal/x", &[("Authorization", &bearer)]).await;
+    let denied = gateway
+        .call("GET", "/internal/x", &[("Authorization", &bearer)])
+        .await;
     assert_eq!(denied.status, 403, "{}", denied.body);
     assert_eq!(denied.body["error"], "access_denied");
 
@@ -167,6 +187,9 @@ async fn forward_auth_applies_the_policy_to_the_original_request() {
     assert_eq!(lacking.body["error"], "insufficient_scope");
     assert_eq!(verify("GET", "/reports/q3", true).await.status, 200);
     assert_eq!(verify("GET", "/internal/x", true).await.status, 403);
-    assert_eq!(verify("GET", "/public/..%2finternal", true).await.status, 400);
+    assert_eq!(
+        verify("GET", "/public/..%2finternal", true).await.status,
+        400
+    );
     assert_eq!(verify("GET", "/reports/q3", false).await.status, 401);
 }
