@@ -44,7 +44,7 @@ pub fn verify(
 ) -> Result<Option<String>, &'static str> {
     let keys = KeySet::from_json(jwks).unwrap_or_default();
     let settings = AuthSettings::new(ISSUER).with_require_at_jwt(require_at_jwt);
-    Validator::new(&settings)
+    Validator::for_issuer(&settings, settings.issuer())
         .verify_at(token, &keys, NOW)
         .map(|verified| verified.claims.client_id().map(str::to_owned))
         .map_err(|e| e.reason_code())

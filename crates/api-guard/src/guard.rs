@@ -1,5 +1,5 @@
-//! The [`Guard`]: one per issuer and process, holding the settings, the validator, the shared
-//! key store and the verified-token cache. Register it once with [`configure`]; the
+//! The [`Guard`]: one per process, holding the settings and, for each issuer, its validator,
+//! shared key store and verified-token cache (see `issuers.rs` for the routing). Register it once with [`configure`]; the
 //! [`AuthenticatedClaims`] extractor and the middleware find it in the app data.
 //!
 //! ```no_run
@@ -22,25 +22,24 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, web};
 
 use crate::bearer;
-use crate::cache::{CacheStats, TokenCache};
+use crate::cache::CacheStats;
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
-use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Source};
+use crate::issuers::{Issuer, Issuers};
+use crate::jwks::{JwksStore, KeySet, KeyStoreStatus};
 use crate::settings::{AuthSettings, SettingsError};
-use crate::validator::Validator;
 
-/// Everything the extractor needs: the settings and validator, the shared key store, and the
-/// verified-token cache. Cheap to clone; clones share everything. Build it once per process,
+/// Everything the extractor needs: the settings and, for each issuer, its validator, shared
+/// key store and verified-token cache. Cheap to clone; clones share everything. Build it once per process,
 /// outside `HttpServer::new`, and register it with [`configure`].
 #[derive(Clone)]
 pub struct Guard(Arc<Inner>);
 
 struct Inner {
     settings: AuthSettings,
-    validator: Validator,
-    store: JwksStore,
-    /// Filled by this guard's validator only: bound to these settings.
-    cache: TokenCache,
+    /// Each with its validator, key store and token cache (filled by that validator only:
+    /// bound to these settings and to that issuer).
+    issuers: Issuers,
 }
 
 /// Why a [`Guard`] could not start.
@@ -63,54 +62,50 @@ pub(crate) enum Step {
 }
 
 impl Guard {
-    /// Checks `settings` and starts the key store, which fetches the issuer's keys at once,
-    /// in the background, and keeps them fresh. Call it once per process.
+    /// Checks `settings` and starts a key store per issuer, which fetches the issuer's keys
+    /// at once, in the background, and keeps them fresh. Call it once per process.
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
         settings.validate()?;
-        let source = match settings.jwks_uri() {
-            Some(jwks_uri) => Source::Fixed {
-                jwks_uri: jwks_uri.to_owned(),
-            },
-            None => Source::Discover {
-                issuer: settings.issuer().to_owned(),
-            },
-        };
         // Checked by `validate` above: no error is left here.
         let extra_roots = settings.extra_roots().unwrap_or_default();
-        let store = JwksStore::start(source, settings.refresh.clone(), extra_roots)
-            .map_err(GuardError::Thread)?;
-        Ok(Guard::with_store(settings, store))
+        let issuers = Issuers::start(&settings, &extra_roots).map_err(GuardError::Thread)?;
+        Ok(Guard(Arc::new(Inner { settings, issuers })))
     }
 
-    /// A guard over an existing key store (the test kit's, which never fetches).
-    pub(crate) fn with_store(settings: AuthSettings, store: JwksStore) -> Guard {
-        Guard(Arc::new(Inner {
-            validator: Validator::new(&settings),
-            cache: TokenCache::new(settings.token_cache_bytes()),
-            settings,
-            store,
-        }))
+    /// A guard over existing key stores, one per issuer of `settings` in order (the test
+    /// kit's, which never fetch).
+    pub(crate) fn with_stores(settings: AuthSettings, stores: Vec<JwksStore>) -> Guard {
+        let issuers = Issuers::with_stores(&settings, stores);
+        Guard(Arc::new(Inner { settings, issuers }))
     }
 
-    /// Waits until the first key fetch has ended, successfully or not (at most about 45
-    /// seconds). Serving before that is safe: protected routes answer 503 until keys load.
+    /// Waits until every issuer's first key fetch has ended, successfully or not (at most
+    /// about 45 seconds). Serving before that is safe: protected routes answer 503 until
+    /// keys load.
     pub async fn first_load(&self) {
-        self.0.store.first_load().await;
+        self.0.issuers.first_load().await;
     }
 
-    /// Whether the issuer's keys are loaded: the readiness of a service that protects routes.
+    /// Whether the keys of at least one issuer are loaded: the readiness of a service that
+    /// protects routes. (A token of an issuer whose keys are not loaded answers 503.)
     pub fn is_ready(&self) -> bool {
-        self.0.store.is_ready()
+        self.0.issuers.is_ready()
     }
 
-    /// Where the key store stands: keys, age, failures, fetches by outcome.
+    /// Where the first issuer's key store stands ([`AuthSettings::issuer`]'s): keys, age,
+    /// failures, fetches by outcome. With several issuers, see [`Guard::key_stores`].
     pub fn key_store(&self) -> KeyStoreStatus {
-        self.0.store.status()
+        self.0.issuers.first().store.status()
     }
 
-    /// Hits, misses and size of the verified-token cache.
+    /// Where each issuer's key store stands, in the order of [`AuthSettings::issuers`].
+    pub fn key_stores(&self) -> Vec<KeyStoreStatus> {
+        self.0.issuers.statuses()
+    }
+
+    /// Hits, misses and size of the verified-token cache (of every issuer's, added up).
     pub fn cache_stats(&self) -> CacheStats {
-        self.0.cache.stats()
+        self.0.issuers.cache_stats()
     }
 
     /// The settings this guard checks tokens against.
@@ -122,11 +117,11 @@ impl Guard {
     /// and the scopes every route requires, using the token cache. Unlike the extractor, a
     /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch.
     pub fn verify(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        let Some(keys) = self.0.store.keys() else {
-            return Err(self.keys_unavailable());
+        let issuer = self.0.issuers.route(token)?;
+        let Some(keys) = issuer.store.keys() else {
+            return Err(keys_unavailable(issuer));
         };
-        self.validate(token, &keys)
-            .and_then(|claims| self.check_required_scopes(claims))
+        validate(issuer, token, &keys).and_then(|claims| self.check_required_scopes(claims))
     }
 
     pub(crate) fn authenticate(&self, req: &HttpRequest) -> Step {
@@ -134,10 +129,14 @@ impl Guard {
             Ok(token) => token,
             Err(error) => return Step::Done(Err(error)),
         };
-        let Some(keys) = self.0.store.keys() else {
-            return Step::Done(Err(self.keys_unavailable()));
+        let issuer = match self.0.issuers.route(token) {
+            Ok(issuer) => issuer,
+            Err(error) => return Step::Done(Err(error)),
         };
-        match self.validate(token, &keys) {
+        let Some(keys) = issuer.store.keys() else {
+            return Step::Done(Err(keys_unavailable(issuer)));
+        };
+        match validate(issuer, token, &keys) {
             Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
             result => Step::Done(result.and_then(|claims| self.check_required_scopes(claims))),
         }
@@ -147,34 +146,19 @@ impl Guard {
         self,
         token: String,
     ) -> Result<AuthenticatedClaims, Error> {
-        let keys = self
-            .0
+        // Only a token of a configured issuer may make that issuer's store fetch.
+        let issuer = self.0.issuers.route_strictly(&token)?;
+        let keys = issuer
             .store
             .refetch()
             .await
-            .ok_or_else(|| self.keys_unavailable())?;
+            .ok_or_else(|| keys_unavailable(issuer))?;
         // The token missed the cache a moment ago: validate it without a second lookup.
-        let validator = &self.0.validator;
-        let claims = self
-            .0
+        let validator = &issuer.validator;
+        let claims = issuer
             .cache
             .verify_and_insert(&token, |now| validator.verify_at(&token, &keys, now))?;
         self.check_required_scopes(claims)
-    }
-
-    fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
-        let validator = &self.0.validator;
-        self.0
-            .cache
-            .get_or_verify(token, keys, |now| validator.verify_at(token, keys, now))
-    }
-
-    fn keys_unavailable(&self) -> Error {
-        // No key was ever loaded: ask for a fetch (bounded by the cooldown) without waiting.
-        let _ = self.0.store.request_fetch();
-        Error::KeysUnavailable {
-            retry_after: self.0.store.retry_after(),
-        }
     }
 
     fn check_required_scopes(
@@ -192,10 +176,27 @@ impl Guard {
     }
 }
 
+/// `token` checked by `issuer`'s validator against `keys` (that issuer's), through its cache.
+fn validate(issuer: &Issuer, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
+    let validator = &issuer.validator;
+    issuer
+        .cache
+        .get_or_verify(token, keys, |now| validator.verify_at(token, keys, now))
+}
+
+fn keys_unavailable(issuer: &Issuer) -> Error {
+    // No key was ever loaded: ask for a fetch (bounded by the cooldown) without waiting.
+    let _ = issuer.store.request_fetch();
+    Error::KeysUnavailable {
+        retry_after: issuer.store.retry_after(),
+    }
+}
+
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self.0.settings.issuers().collect();
         f.debug_struct("Guard")
-            .field("issuer", &self.0.settings.issuer())
+            .field("issuers", &issuers)
             .field("ready", &self.is_ready())
             .finish_non_exhaustive()
     }

@@ -59,6 +59,7 @@ mod extractor;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+mod issuers;
 mod jwks;
 mod middleware;
 mod outside;

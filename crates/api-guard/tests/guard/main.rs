@@ -5,6 +5,7 @@
 mod cache_binding;
 mod extractor;
 mod hardening;
+mod issuers;
 mod scopes;
 
 use actix_web::dev::{Service, ServiceResponse};
