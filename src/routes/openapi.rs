@@ -110,7 +110,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
             "/health/ready": {"get": {
                 "tags": ["health"],
                 "operationId": "ready",
-                "summary": "200 once the issuer's signing keys are loaded, 503 before",
+                "summary": "200 once the signing keys of at least one issuer are loaded, 503 before",
                 "security": [],
                 "responses": {
                     "200": json_response("Ready", "Ready"),
@@ -196,6 +196,19 @@ fn ready_statuses(status: StatusCode) -> Vec<&'static str> {
 
 fn schemas() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let issuers = json!({
+        "type": "array",
+        "description": "Each issuer's key store, in the order of AUTH_ISSUER",
+        "items": {
+            "type": "object",
+            "required": ["issuer", "keys"],
+            "properties": {
+                "issuer": {"type": "string"},
+                "keys": {"type": "integer", "description": "0 while none are loaded: that issuer's tokens answer 503"},
+                "keys_age_secs": {"type": "integer", "nullable": true},
+            },
+        },
+    });
     json!({
         "Error": {
             "type": "object",
@@ -227,19 +240,21 @@ fn schemas() -> Value {
         },
         "Ready": {
             "type": "object",
-            "required": ["status", "keys"],
+            "required": ["status", "keys", "issuers"],
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::OK)},
-                "keys": {"type": "integer"},
+                "keys": {"type": "integer", "description": "Keys loaded, of every issuer"},
                 "keys_age_secs": {"type": "integer", "nullable": true},
+                "issuers": issuers,
             },
         },
         "NotReady": {
             "type": "object",
-            "required": ["status", "reason"],
+            "required": ["status", "reason", "issuers"],
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::SERVICE_UNAVAILABLE)},
                 "reason": {"type": "string"},
+                "issuers": issuers,
             },
         },
         "ProtectedResourceMetadata": {

@@ -13,6 +13,7 @@ mod healthcheck;
 mod hello_whoami;
 mod helpers;
 mod issuer_outage;
+mod issuers;
 mod key_rotation;
 mod library;
 mod observability;
