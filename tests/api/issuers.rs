@@ -3,10 +3,12 @@
 //! token is checked with its own issuer's keys alone.
 
 use actix_web::dev::ServerHandle;
+use api_guard::Algorithm;
 use api_guard_server::dev_issuer::DevIssuer;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, client, spawn_app_for};
+use crate::process::Service;
 
 /// The service trusting issuer `a` (the app's own) and `b`; `prepare` may set either up
 /// (failing, serving other keys) before the service's first fetch.
@@ -225,5 +227,55 @@ async fn the_key_store_metrics_carry_the_configured_issuer_and_never_a_tokens() 
     assert!(
         !text.contains(stranger),
         "a token's iss became a label: {text}"
+    );
+}
+
+#[actix_web::test]
+async fn the_binary_logs_each_issuers_key_store_by_name_and_starts_with_one_issuer_down() {
+    let (a, _a_server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    let (b, _b_server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    b.set_failing(true);
+    let (a_url, b_url) = (a.issuer().to_owned(), b.issuer().to_owned());
+    let list = format!("{a_url}, {b_url}");
+    // The child's output is read on a thread of its own; the issuers keep serving meanwhile.
+    let stderr = actix_web::rt::task::spawn_blocking(move || {
+        let mut service = Service::start(&[("AUTH_ISSUER", &list)], &[]);
+        service.stop()
+    })
+    .await
+    .unwrap();
+    for needle in [
+        format!("JWKS of \"{a_url}\": loaded 1 key(s)"),
+        format!("JWKS of \"{b_url}\": fetch failed (1 in a row), no keys loaded yet"),
+        format!(
+            "accepting tokens of {a_url}, {b_url}; signing keys of some issuers not loaded yet"
+        ),
+    ] {
+        assert!(stderr.contains(&needle), "no {needle:?} in\n{stderr}");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_kid_refetches_are_single_flight_and_each_issuers_own() {
+    let (app, b, _b_server) = spawn_two(|_, _| {}).await;
+    let a = &app.issuer;
+    let before = (a.jwks_fetches(), b.jwks_fetches());
+    let kid = a.add_key(Algorithm::ES256);
+    assert!(a.use_key(&kid));
+    let token = a.mint(&["AccessAll"]);
+    let replies = futures_util::future::join_all((0..6).map(|_| app.whoami(&token))).await;
+    assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+    assert_eq!(
+        (a.jwks_fetches(), b.jwks_fetches()),
+        (before.0 + 1, before.1),
+        "six requests with a's new kid: one fetch of a's keys, none of b's"
+    );
+    // Within a's cooldown, b's rotation is still picked up: the cooldown is b's own.
+    let kid = b.add_key(Algorithm::ES256);
+    assert!(b.use_key(&kid));
+    assert_eq!(app.whoami(&b.mint(&["AccessAll"])).await.status, 200);
+    assert_eq!(
+        (a.jwks_fetches(), b.jwks_fetches()),
+        (before.0 + 1, before.1 + 1)
     );
 }
