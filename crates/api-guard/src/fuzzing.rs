@@ -85,3 +85,9 @@ pub fn key_set(document: &[u8], message: &[u8], signature: &[u8]) -> Result<usiz
 pub fn metadata(url: &str, body: &[u8], issuer: &str) -> Result<(String, Option<String>), String> {
     read_metadata(url, body, issuer).map(|found| (found.jwks_uri, found.token_endpoint))
 }
+
+/// Reads the unverified `iss` of `token` as several issuers' routing does (before any key or
+/// signature): the `iss` it would route by, or the refusal's reason code.
+pub fn unverified_iss(token: &str) -> Result<String, &'static str> {
+    crate::issuers::unverified_iss(token)
+}

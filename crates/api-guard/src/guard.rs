@@ -26,7 +26,7 @@ use crate::cache::CacheStats;
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
 use crate::issuers::{Issuer, Issuers};
-use crate::jwks::{JwksStore, KeySet, KeyStoreStatus};
+use crate::jwks::{KeySet, KeyStoreStatus};
 use crate::settings::{AuthSettings, SettingsError};
 
 /// Everything the extractor needs: the settings and, for each issuer, its validator, shared
@@ -74,7 +74,11 @@ impl Guard {
 
     /// A guard over existing key stores, one per issuer of `settings` in order (the test
     /// kit's, which never fetch).
-    pub(crate) fn with_stores(settings: AuthSettings, stores: Vec<JwksStore>) -> Guard {
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn with_stores(
+        settings: AuthSettings,
+        stores: Vec<crate::jwks::JwksStore>,
+    ) -> Guard {
         let issuers = Issuers::with_stores(&settings, stores);
         Guard(Arc::new(Inner { settings, issuers }))
     }
