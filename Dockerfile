@@ -28,6 +28,9 @@ COPY crates ./crates
 COPY tests ./tests
 COPY benches ./benches
 # --no-default-features: the development issuer (`--dev`) is not compiled in at all.
+# FEATURES=dev-issuer builds the try-out image of deploy/compose.dev.yaml instead (never
+# deploy that one).
+ARG FEATURES=""
 # The commit for `api_guard_build_info` (build.rs reads API_GUARD_COMMIT; there is no .git).
 ARG REVISION=unknown
 # Cache mounts: the registry and the target directory outlive the layer, so after a source
@@ -36,7 +39,7 @@ ARG REVISION=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     API_GUARD_COMMIT=$REVISION \
-    cargo build --locked --release --no-default-features --bin api-guard \
+    cargo build --locked --release --no-default-features --features "$FEATURES" --bin api-guard \
     && cp target/release/api-guard /api-guard
 
 # Why distroless/cc-debian12:

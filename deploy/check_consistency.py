@@ -185,6 +185,11 @@ check(
     re.search(r"cargo build .*--no-default-features", dockerfile) is not None,
     "Dockerfile: builds with --no-default-features (no development issuer)",
 )
+features = re.findall(r'^ARG FEATURES=(\S*)', dockerfile, re.M)
+check(
+    features in ([], ['""'], [""]),
+    f"Dockerfile: ARG FEATURES (the try-out image's dev-issuer) is empty by default (got {features})",
+)
 users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
 check(
     bool(users) and re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1]) is not None,

@@ -19,8 +19,9 @@
 //! connection requests (a bare SYN; the client retransmits it a second later and is then
 //! refused), the accept loop goes on taking the connections already completed or half-way
 //! through their handshake until the kernel has held none for a few milliseconds (a listening
-//! socket is readable while it holds one), and only then is the accept loop paused and the
-//! socket shut. Every connection a client saw complete is served: the process ends only once
+//! socket is readable while it holds one), and only then is the accept loop paused and, once
+//! it no longer watches the socket, the socket shut (shut while watched, the accept loop
+//! would wake to a failed accept and log it as an error). Every connection a client saw complete is served: the process ends only once
 //! no request is in flight and none waits unread on an open connection (`/proc/net/tcp`) for
 //! a moment.
 
@@ -157,6 +158,15 @@ impl Application {
             );
         }
         self.handle().pause().await;
+        // The pause command reaches the accept loop's thread a moment after `pause` returns.
+        // Shutting the socket before that thread has stopped watching it wakes it with an
+        // accept that fails (EINVAL), which actix-server logs as two errors.
+        if !door::unwatched(&self.listener, Instant::now() + QUEUE_WAIT).await {
+            log::warn!(
+                "the accept loop still watched the listening socket after {}ms; shutting it anyway",
+                QUEUE_WAIT.as_millis()
+            );
+        }
         if let Err(error) =
             socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Read)
         {
@@ -224,6 +234,55 @@ mod door {
             }
             tokio::time::sleep(LOOK).await;
         }
+    }
+
+    /// Waits, until `until` at the latest, for no epoll instance of this process to watch
+    /// `listener`'s socket any more (the accept loop's, once it has taken the pause command).
+    /// Returns false if one still did at `until`; true at once where that cannot be seen.
+    pub(super) async fn unwatched(listener: &TcpListener, until: Instant) -> bool {
+        loop {
+            match watched(listener) {
+                Some(true) if Instant::now() < until => tokio::time::sleep(LOOK).await,
+                Some(true) => return false,
+                Some(false) | None => return true,
+            }
+        }
+    }
+
+    /// Whether an epoll instance of this process watches `listener`'s socket, from
+    /// `/proc/self/fdinfo`. Matched by the socket's inode, since actix polls a duplicate of the
+    /// descriptor. `None` where that cannot be read.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn watched(listener: &TcpListener) -> Option<bool> {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).ok()?;
+        let inode: u64 = link
+            .to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        let needle = format!("ino:{inode:x}");
+        let watches = |fd: &std::ffi::OsStr| {
+            let epoll = std::fs::read_link(std::path::Path::new("/proc/self/fd").join(fd))
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]");
+            // "tfd: 7 events: 19 data: 7  pos:0 ino:2a8f sdev:8", a line a watched descriptor
+            epoll
+                && std::fs::read_to_string(std::path::Path::new("/proc/self/fdinfo").join(fd))
+                    .is_ok_and(|info| {
+                        info.lines().any(|line| {
+                            line.starts_with("tfd:")
+                                && line.split_whitespace().any(|word| word == needle)
+                        })
+                    })
+        };
+        let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+        Some(fds.flatten().any(|entry| watches(&entry.file_name())))
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn watched(_: &TcpListener) -> Option<bool> {
+        None
     }
 
     /// Whether the kernel holds a connection for `listener` that nobody accepted yet: a
@@ -401,6 +460,27 @@ mod door {
             std::io::Read::read_exact(&mut accepted, &mut buf).unwrap();
             assert_eq!(&buf, b"ping");
             assert!(!has_queued(&listener).unwrap());
+        }
+
+        /// As the accept loop does: a duplicate of the listener registered with an epoll
+        /// instance (Tokio's here) is seen through the original, and no longer once dropped.
+        #[tokio::test]
+        async fn watched_sees_a_duplicate_of_the_listener_registered_with_epoll_until_dropped() {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let other = TcpListener::bind("127.0.0.1:0").unwrap();
+            assert_eq!(watched(&listener), Some(false));
+            let duplicate = listener.try_clone().unwrap();
+            duplicate.set_nonblocking(true).unwrap();
+            let registered = tokio::net::TcpListener::from_std(duplicate).unwrap();
+            assert_eq!(watched(&listener), Some(true));
+            assert_eq!(
+                watched(&other),
+                Some(false),
+                "another socket is not watched"
+            );
+            drop(registered);
+            assert!(unwatched(&listener, Instant::now() + Duration::from_secs(1)).await);
+            assert_eq!(watched(&listener), Some(false));
         }
     }
 }

@@ -143,6 +143,32 @@ pub struct Cli {
     #[arg(long, env = "AUTH_CA_FILE", value_name = "PATH", help_heading = KEYS)]
     pub ca_file: Option<std::path::PathBuf>,
 
+    /// An HTTP proxy for the issuer's metadata and keys over https, as curl reads it:
+    /// `http://[user:password@]host[:port]` (port 1080 when absent), tunnelled with CONNECT.
+    /// The lower-case `https_proxy` is read too, and wins, as with curl. Default: none, direct.
+    #[arg(
+        long,
+        env = "HTTPS_PROXY",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = KEYS
+    )]
+    pub https_proxy: Option<String>,
+
+    /// Read as curl reads it: the lower-case name of HTTPS_PROXY.
+    #[arg(long = "https-proxy-lowercase", env = "https_proxy", hide = true)]
+    pub https_proxy_lowercase: Option<String>,
+
+    /// Hosts reached without the proxy, as curl reads it: comma-separated names (each with its
+    /// subdomains), IP addresses, CIDR ranges, or `*`. The lower-case `no_proxy` is read too,
+    /// and wins. Plain-http (loopback) issuers are never proxied. Default: none.
+    #[arg(long, env = "NO_PROXY", value_name = "HOSTS", help_heading = KEYS)]
+    pub no_proxy: Option<String>,
+
+    /// Read as curl reads it: the lower-case name of NO_PROXY.
+    #[arg(long = "no-proxy-lowercase", env = "no_proxy", hide = true)]
+    pub no_proxy_lowercase: Option<String>,
+
     /// Strict RFC 9068 typing: accept only tokens whose header says `typ: at+jwt`. Turn on
     /// when your issuer types its access tokens (Okta's carry no `typ`): `true` or `false`.
     #[arg(

@@ -230,6 +230,15 @@ impl Config {
         if let Some(path) = &cli.ca_file {
             auth = auth.with_extra_root_certificates(fields::ca_file(path)?);
         }
+        // curl's order: the lower-case names first.
+        let https_proxy = cli
+            .https_proxy_lowercase
+            .as_ref()
+            .or(cli.https_proxy.as_ref());
+        if let Some(proxy) = https_proxy.filter(|p| !p.trim().is_empty()) {
+            let no_proxy = cli.no_proxy_lowercase.as_ref().or(cli.no_proxy.as_ref());
+            auth = auth.with_https_proxy(proxy, no_proxy.map_or("", String::as_str));
+        }
         auth.validate().map_err(auth_setting_error)?;
         let token_url = match non_empty(&cli.token_url).filter(|_| dev.is_none()) {
             None => None,
@@ -349,6 +358,7 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "jwks_max_stale" => "AUTH_JWKS_MAX_STALE_SECS (--jwks-max-stale-secs)",
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
         "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
+        "https_proxy" => "HTTPS_PROXY (--https-proxy)",
         _ => "AUTH_* settings",
     };
     error(setting, refused.problem)

@@ -136,6 +136,8 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("the issuer only in express-openid-connect's ISSUER_BASE_URL", &[("ISSUER_BASE_URL", VALID_ISSUER), port_0], &[], &["no issuer configured", "ISSUER_BASE_URL is set", "set AUTH_ISSUER"]),
         ("a CA file that does not exist", &[issuer, ("AUTH_CA_FILE", "no-such-ca.pem"), port_0], &[], &["AUTH_CA_FILE", "no-such-ca.pem", "cannot read"]),
         ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
+        ("a socks proxy", &[issuer, ("HTTPS_PROXY", "socks5://proxy:1080"), port_0], &[], &["HTTPS_PROXY", "CONNECT only", "http://host:port"]),
+        ("a lower-case proxy URL with a path", &[issuer, ("https_proxy", "http://proxy:3128/x"), port_0], &[], &["HTTPS_PROXY", "path or query"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
@@ -345,6 +347,21 @@ fn help_entry(help: &str, variable: &str) -> Option<String> {
             .match_indices(&tag)
             .any(|(at, _)| matches!(entry.as_bytes().get(at + tag.len()), Some(b'=' | b']')))
     })
+}
+
+#[test]
+fn help_never_shows_the_proxy_credentials_of_the_environment() {
+    let outcome = run(
+        &[("HTTPS_PROXY", "http://ops:s3cret-pass@proxy.example:3128")],
+        &["--help"],
+    );
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    assert!(
+        outcome.stdout.contains("--https-proxy"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stdout.contains("s3cret"), "{}", outcome.stdout);
 }
 
 #[test]

@@ -26,7 +26,7 @@ use crate::cache::CacheStats;
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
 use crate::issuers::{Issuer, Issuers};
-use crate::jwks::{KeySet, KeyStoreStatus};
+use crate::jwks::{KeySet, KeyStoreStatus, Outbound};
 use crate::settings::{AuthSettings, SettingsError};
 
 /// Everything the extractor needs: the settings and, for each issuer, its validator, shared
@@ -67,8 +67,11 @@ impl Guard {
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
         settings.validate()?;
         // Checked by `validate` above: no error is left here.
-        let extra_roots = settings.extra_roots().unwrap_or_default();
-        let issuers = Issuers::start(&settings, &extra_roots).map_err(GuardError::Thread)?;
+        let outbound = Outbound {
+            extra_roots: settings.extra_roots().unwrap_or_default(),
+            proxy: settings.https_proxy(),
+        };
+        let issuers = Issuers::start(&settings, &outbound).map_err(GuardError::Thread)?;
         Ok(Guard(Arc::new(Inner { settings, issuers })))
     }
 

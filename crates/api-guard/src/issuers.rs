@@ -30,7 +30,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::cache::{CacheStats, TokenCache};
 use crate::error::{Error, Reason};
-use crate::jwks::{JwksStore, KeyStoreStatus, Source};
+use crate::jwks::{JwksStore, KeyStoreStatus, Outbound, Source};
 use crate::settings::AuthSettings;
 use crate::validator::{MAX_TOKEN_BYTES, Validator, with_decoded};
 
@@ -49,10 +49,7 @@ pub(crate) struct Issuers(Box<[Issuer]>);
 
 impl Issuers {
     /// Starts a key store for each issuer of `settings` (checked already).
-    pub(crate) fn start(
-        settings: &AuthSettings,
-        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
-    ) -> std::io::Result<Issuers> {
+    pub(crate) fn start(settings: &AuthSettings, outbound: &Outbound) -> std::io::Result<Issuers> {
         let stores = settings
             .issuers()
             .map(|issuer| {
@@ -64,12 +61,7 @@ impl Issuers {
                         issuer: issuer.to_owned(),
                     },
                 };
-                JwksStore::start(
-                    issuer,
-                    source,
-                    settings.refresh.clone(),
-                    extra_roots.to_vec(),
-                )
+                JwksStore::start(issuer, source, settings.refresh.clone(), outbound.clone())
             })
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Issuers::with_stores(settings, stores))

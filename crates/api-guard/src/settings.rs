@@ -47,6 +47,8 @@ pub struct AuthSettings {
     token_cache_bytes: usize,
     /// PEM text of certificates trusted besides the built-in roots, for the key fetches.
     extra_root_certificates: Vec<u8>,
+    /// The proxy for the https fetches, as parsed (its `Debug` hides the credentials).
+    https_proxy: Option<Result<crate::jwks::Proxy, String>>,
     require_at_jwt: bool,
 }
 
@@ -78,6 +80,7 @@ impl AuthSettings {
             refresh: RefreshPolicy::default(),
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
             extra_root_certificates: Vec::new(),
+            https_proxy: None,
             require_at_jwt: false,
         }
     }
@@ -116,6 +119,22 @@ impl AuthSettings {
             ));
         }
         Ok(certs)
+    }
+
+    /// Sends the issuer's metadata and key-set fetches over https through the HTTP proxy at
+    /// `proxy_url` (`http://[user:password@]host[:port]`, port 1080 when absent, as curl reads
+    /// `HTTPS_PROXY`), with a `CONNECT` tunnel: TLS runs inside it, with the issuer. Hosts in
+    /// `no_proxy` (curl's `NO_PROXY`: comma-separated names, each covering its subdomains, IP
+    /// addresses, CIDR ranges, or `*`) are reached directly, as are plain-http (loopback)
+    /// URLs. Default: no proxy.
+    pub fn with_https_proxy(mut self, proxy_url: &str, no_proxy: &str) -> Self {
+        self.https_proxy = Some(crate::jwks::Proxy::parse(proxy_url, no_proxy));
+        self
+    }
+
+    /// The proxy for the https fetches, if one is set and valid.
+    pub(crate) fn https_proxy(&self) -> Option<crate::jwks::Proxy> {
+        self.https_proxy.clone().and_then(Result::ok)
     }
 
     /// Another issuer, for a service that learns its issuer's URL late (once a port is
@@ -353,6 +372,9 @@ impl AuthSettings {
         }
         if let Err(problem) = self.extra_roots() {
             return error("extra_root_certificates", problem);
+        }
+        if let Some(Err(problem)) = &self.https_proxy {
+            return error("https_proxy", problem.clone());
         }
         let refresh = &self.refresh;
         if refresh.min_lifetime.is_zero() || refresh.max_lifetime < refresh.min_lifetime {

@@ -16,6 +16,8 @@ use crate::url_rules::https_or_loopback;
 
 use rustls::pki_types::CertificateDer;
 
+use super::proxy::{Proxy, ProxyConnector};
+
 /// Connect timeout of every fetch.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total timeout of one request: connect, send, headers and body.
@@ -124,6 +126,51 @@ pub(crate) struct Discovered {
     pub(crate) token_endpoint: Option<String>,
 }
 
+/// How fetches reach the issuer: the certificates trusted besides the built-in roots, and
+/// the proxy for https URLs.
+#[derive(Clone, Default)]
+pub(crate) struct Outbound {
+    pub(crate) extra_roots: Vec<CertificateDer<'static>>,
+    pub(crate) proxy: Option<Proxy>,
+}
+
+impl Outbound {
+    /// An HTTP client for fetches from the issuer: the built-in roots plus the extra ones,
+    /// through the proxy where it applies, no redirects, every request bounded by
+    /// [`REQUEST_TIMEOUT`].
+    pub(crate) fn client(&self) -> awc::Client {
+        if let Some(proxy) = &self.proxy {
+            log::info!(
+                "fetches from the issuer over https go through the proxy {} (HTTPS_PROXY), except to NO_PROXY hosts",
+                proxy.display()
+            );
+        }
+        let mut connector = awc::Connector::new()
+            .connector(ProxyConnector::new(self.proxy.clone()))
+            .timeout(CONNECT_TIMEOUT);
+        if !self.extra_roots.is_empty() {
+            // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
+            let mut roots: rustls::RootCertStore =
+                webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+            roots.add_parsable_certificates(self.extra_roots.iter().cloned());
+            let mut config = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            connector = connector.rustls_0_23(std::sync::Arc::new(config));
+        }
+        awc::Client::builder()
+            .connector(connector)
+            .timeout(REQUEST_TIMEOUT)
+            .disable_redirects()
+            .add_default_header((
+                header::USER_AGENT,
+                concat!("api-guard/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish()
+    }
+}
+
 /// Fetches key sets; remembers the discovered metadata until a fetch from its `jwks_uri`
 /// fails.
 pub(crate) struct Fetcher {
@@ -133,30 +180,9 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher for `source`, with its own HTTP client, trusting the built-in roots and
-    /// `extra_roots`.
-    pub(crate) fn new(source: Source, extra_roots: Vec<CertificateDer<'static>>) -> Self {
-        let mut connector = awc::Connector::new().timeout(CONNECT_TIMEOUT);
-        if !extra_roots.is_empty() {
-            // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
-            let mut roots: rustls::RootCertStore =
-                webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
-            roots.add_parsable_certificates(extra_roots);
-            let mut config = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            connector = connector.rustls_0_23(std::sync::Arc::new(config));
-        }
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(REQUEST_TIMEOUT)
-            .disable_redirects()
-            .add_default_header((
-                header::USER_AGENT,
-                concat!("api-guard/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish();
+    /// A fetcher for `source`, with its own HTTP client (see [`Outbound::client`]).
+    pub(crate) fn new(source: Source, outbound: &Outbound) -> Self {
+        let client = outbound.client();
         Fetcher {
             client,
             source,

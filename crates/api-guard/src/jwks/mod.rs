@@ -9,6 +9,7 @@
 mod fetch;
 mod keyset;
 mod policy;
+mod proxy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 pub use fetch::FetchOutcome;
 #[cfg(feature = "fuzzing")]
 pub(crate) use fetch::read_metadata;
-pub(crate) use fetch::{FetchError, Source};
+pub(crate) use fetch::{FetchError, Outbound, Source};
 
 /// The most usable keys one key set holds.
 #[cfg(feature = "fuzzing")]
@@ -29,6 +30,7 @@ pub(crate) const fn keyset_max_keys() -> usize {
 }
 pub(crate) use keyset::{Key, KeySet};
 pub(crate) use policy::{OnDemand, RefreshPolicy};
+pub(crate) use proxy::Proxy;
 
 use fetch::{Fetched, Fetcher};
 
@@ -100,7 +102,7 @@ impl JwksStore {
         issuer: &str,
         source: Source,
         policy: RefreshPolicy,
-        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        outbound: Outbound,
     ) -> std::io::Result<JwksStore> {
         // awc's TLS connector needs a process-wide rustls provider; an embedding service may
         // have installed one already, which is fine.
@@ -124,7 +126,7 @@ impl JwksStore {
         };
         std::thread::Builder::new()
             .name("jwks-refresher".into())
-            .spawn(move || actix_rt::System::new().block_on(refresher.run(source, extra_roots)))?;
+            .spawn(move || actix_rt::System::new().block_on(refresher.run(source, outbound)))?;
         Ok(JwksStore { shared, wake })
     }
 
@@ -344,12 +346,8 @@ struct Refresher {
 }
 
 impl Refresher {
-    async fn run(
-        mut self,
-        source: Source,
-        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    ) {
-        let mut fetcher = Fetcher::new(source, extra_roots);
+    async fn run(mut self, source: Source, outbound: Outbound) {
+        let mut fetcher = Fetcher::new(source, &outbound);
         let mut next = Instant::now();
         let mut woken = true;
         loop {
