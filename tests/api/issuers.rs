@@ -279,3 +279,48 @@ async fn unknown_kid_refetches_are_single_flight_and_each_issuers_own() {
         (before.0 + 1, before.1 + 1)
     );
 }
+
+/// Asserts that `body`'s members are among `schema`'s properties and hold its required ones.
+#[track_caller]
+fn assert_fits(body: &Value, schema: &Value, context: &str) {
+    let properties = schema["properties"].as_object().unwrap();
+    for name in body.as_object().unwrap().keys() {
+        assert!(
+            properties.contains_key(name),
+            "{context}: `{name}` undocumented in {schema}"
+        );
+    }
+    for name in schema["required"].as_array().unwrap() {
+        assert!(
+            body.get(name.as_str().unwrap()).is_some(),
+            "{context}: no `{name}` in {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn the_ready_bodies_with_several_issuers_are_what_openapi_describes() {
+    let (app, _b, _b_server) = spawn_two(|_, b| b.set_failing(true)).await;
+    let document = app.get("/openapi.json", &[]).await.body;
+    let schemas = &document["components"]["schemas"];
+    let ready = app.get("/health/ready", &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_fits(&ready.body, &schemas["Ready"], "ready");
+    let issuers = ready.body["issuers"].as_array().unwrap();
+    assert_eq!(issuers.len(), 2);
+    for issuer in issuers {
+        assert_fits(
+            issuer,
+            &schemas["Ready"]["properties"]["issuers"]["items"],
+            "an issuer",
+        );
+    }
+    let (down, _b, _b_server) = spawn_two(|a, b| {
+        a.set_failing(true);
+        b.set_failing(true);
+    })
+    .await;
+    let not_ready = down.get("/health/ready", &[]).await;
+    assert_eq!(not_ready.status, 503);
+    assert_fits(&not_ready.body, &schemas["NotReady"], "not ready");
+}
