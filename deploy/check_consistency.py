@@ -15,7 +15,12 @@
 - the image: dependencies cached across source edits (BuildKit cache mounts for the cargo
   registry and target directory), OCI labels, base images pinned by digest or marked TODO(pin);
 - the image's and compose's healthchecks run `api-guard healthcheck` (exec form: no shell in
-  the image) with a timeout above the probe's own 2 s.
+  the image) with a timeout above the probe's own 2 s;
+- the gateway files (deploy/gateway/): every front proxy asks /auth/verify, names the original
+  request the way api-guard reads it, passes on all four identity headers (the names
+  src/gateway/identity.rs sends) and never lets a client's own through; the gateway compose
+  file sets only settings that exist, points UPSTREAM_URL at its `app` service, mounts the
+  policy file it names, and outlasts the shutdown like the other.
 
 Run by .ci/deploy-validate with PyYAML; prints one line per rule and exits 1 if one fails.
 """
@@ -234,6 +239,79 @@ check(
     and compose_hc.get("test") == ["CMD", entrypoint[-1], "healthcheck"]
     and seconds(compose_hc.get("timeout", "30s")) > PROBE_SECS,
     f"compose: healthcheck test is [CMD, {entrypoint[-1] if entrypoint else '?'}, healthcheck] with timeout > {PROBE_SECS}s",
+)
+
+# The gateway files (deploy/gateway/).
+with open(os.path.join(HERE, "..", "src", "gateway", "identity.rs")) as f:
+    identity = sorted(set(re.findall(r'from_static\("(x-auth-[a-z-]+)"\)', f.read())))
+check(len(identity) == 4, f"gateway: four identity headers in src/gateway/identity.rs ({identity})")
+
+
+def gateway_file(name):
+    with open(os.path.join(HERE, "gateway", name)) as f:
+        return f.read()
+
+
+def lines_without_comments(text):
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+
+nginx_gw = lines_without_comments(gateway_file("nginx-auth-request.conf"))
+nginx_lower = [line.lower() for line in nginx_gw]
+check(
+    any(re.fullmatch(r"proxy_pass http://\S+/auth/verify;", line) for line in nginx_gw)
+    and "proxy_set_header x-original-method $request_method;" in nginx_lower
+    and "proxy_set_header x-original-uri $request_uri;" in nginx_lower
+    and "proxy_pass_request_body off;" in nginx_lower
+    and all(
+        any(re.fullmatch(rf"auth_request_set \$(\w+) +\$upstream_http_{h.replace('-', '_')};", l) for l in nginx_lower)
+        and any(re.fullmatch(rf"proxy_set_header {h} +\$\w+;", l) for l in nginx_lower)
+        for h in identity
+    ),
+    "gateway: nginx asks /auth/verify with X-Original-Method/URI, no body, and sets all four X-Auth-* from its answer",
+)
+caddy = lines_without_comments(gateway_file("Caddyfile"))
+caddy_lower = [line.lower() for line in caddy]
+forward = next((i for i, line in enumerate(caddy_lower) if line.startswith("forward_auth ")), len(caddy))
+copy = next((line.split()[1:] for line in caddy_lower if line.startswith("copy_headers ")), [])
+check(
+    "uri /auth/verify" in caddy_lower
+    and sorted(copy) == identity
+    and all(f"request_header -{h}" in caddy_lower[:forward] for h in identity),
+    "gateway: Caddy's forward_auth asks /auth/verify, copies all four X-Auth-*, and removes the client's first",
+)
+traefik = yaml.safe_load(gateway_file("traefik.yaml"))
+forward_auth = traefik["http"]["middlewares"]["api-guard"]["forwardAuth"]
+stripped = {k.lower() for k in traefik["http"]["middlewares"]["strip-identity"]["headers"]["customRequestHeaders"]}
+check(
+    forward_auth["address"].endswith("/auth/verify")
+    and sorted(h.lower() for h in forward_auth["authResponseHeaders"]) == identity
+    and stripped == set(identity)
+    and "UNTESTED" in gateway_file("traefik.yaml"),
+    "gateway: Traefik's forwardAuth asks /auth/verify, copies and first strips all four X-Auth-*, and says it is untested",
+)
+gateway = load("gateway", "compose.yaml")
+guard = gateway["services"]["api-guard"]
+genv = guard["environment"]
+known = set(re.findall(r'env = "([A-Z0-9_]+)"', cli))
+unknown = sorted(set(genv) - known - {"AUTH_POLICY_FILE"})
+check(not unknown, f"gateway compose: every setting exists in src/config/cli.rs (unknown: {unknown})")
+app_port = str(gateway["services"]["app"]["expose"][0])
+check(
+    genv.get("UPSTREAM_URL") == f"http://app:{app_port}",
+    f"gateway compose: UPSTREAM_URL {genv.get('UPSTREAM_URL')} is the app service's exposed port {app_port}",
+)
+mounts = {v.split(":")[1]: v.split(":")[0] for v in guard.get("volumes", [])}
+policy_mount = mounts.get(genv.get("AUTH_POLICY_FILE", ""), "")
+check(
+    os.path.isfile(os.path.join(HERE, "gateway", policy_mount)),
+    f"gateway compose: AUTH_POLICY_FILE {genv.get('AUTH_POLICY_FILE')} is mounted from a file that exists ({policy_mount})",
+)
+gstop, gtotal = seconds(guard["stop_grace_period"]), seconds(genv["SHUTDOWN_TIMEOUT_SECS"])
+check(gstop > gtotal, f"gateway compose: stop_grace_period {gstop}s > SHUTDOWN_TIMEOUT_SECS {gtotal}s")
+check(
+    guard.get("healthcheck", {}).get("test") == compose_hc.get("test"),
+    "gateway compose: the same healthcheck as deploy/compose.yaml",
 )
 
 sys.exit(1 if failures else 0)

@@ -11,16 +11,20 @@ async fn main() -> ExitCode {
     if let Err(error) = api_guard_server::config::load_dotenv() {
         return fail(&error);
     }
-    let cli = Cli::parse();
-    if cli.command == Some(Command::Healthcheck) {
+    let mut cli = Cli::parse();
+    match cli.command.take() {
         // Docker reserves exit code 2: a bad BIND_ADDR is unhealthy (1) like any failure.
-        return match api_guard_server::config::bind_addr(&cli) {
-            Ok(bind) => api_guard_server::healthcheck::run(bind),
-            Err(error) => {
-                println!("unhealthy: {error}");
-                ExitCode::FAILURE
-            }
-        };
+        Some(Command::Healthcheck) => {
+            return match api_guard_server::config::bind_addr(&cli) {
+                Ok(bind) => api_guard_server::healthcheck::run(bind),
+                Err(error) => {
+                    println!("unhealthy: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Explain(args)) => return api_guard_server::explain::run(cli, args).await,
+        None => {}
     }
     let config = match Config::from_cli(cli) {
         Ok(config) => config,

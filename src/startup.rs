@@ -15,6 +15,7 @@ use api_guard::{Guard, GuardError};
 use crate::config::{Config, Shutdown};
 #[cfg(feature = "dev-issuer")]
 use crate::dev_issuer::{DevIssuer, DevIssuerSettings};
+use crate::gateway::{Gateway, Policy};
 use crate::public_url::PublicUrl;
 use crate::routes::Published;
 use crate::telemetry::{Drain, Telemetry};
@@ -138,6 +139,13 @@ impl Application {
         let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
         let telemetry = Telemetry::new(config.trusted_proxies.clone(), Drain::default());
+        // merge: use config.policy
+        let policy = std::sync::Arc::new(Policy::everything_authenticated());
+        let gateway = Gateway::new(
+            policy,
+            config.trusted_proxies.clone(),
+            config.upstream.clone(),
+        );
         let (app_telemetry, app_drain) = (telemetry.clone(), telemetry.drain().clone());
         let public_metrics = metrics_listener.is_none();
         #[cfg(feature = "dev-issuer")]
@@ -170,7 +178,15 @@ impl Application {
                     dev.configure(cfg);
                 }
             });
-            app.configure(routes::configure)
+            // /auth/verify always; in gateway mode, api-guard's own routes and then the
+            // proxy for every other path, instead of the sample API.
+            if gateway.proxies() {
+                app.configure(routes::configure_own)
+                    .configure(|cfg| gateway.configure(cfg))
+            } else {
+                app.configure(|cfg| gateway.configure(cfg))
+                    .configure(routes::configure)
+            }
         })
         .workers(config.workers)
         .keep_alive(config.keep_alive)

@@ -1,6 +1,6 @@
 //! Discovery metadata as the key store reads it, for an https issuer and a loopback http
-//! one. A `jwks_uri` used is an https URL (or loopback http for the loopback issuer), and a
-//! message for the log is one line of bounded length.
+//! one. A `jwks_uri` (or token or introspection endpoint) kept is an https URL (or loopback
+//! http for the loopback issuer), and a message for the log is one line of bounded length.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
             _ => data.to_vec(),
         };
         match api_guard::fuzzing::metadata(URL, &body, issuer) {
-            Ok((jwks_uri, token_endpoint)) => {
-                for used in std::iter::once(&jwks_uri).chain(token_endpoint.as_ref()) {
+            Ok((jwks_uri, endpoints)) => {
+                for used in std::iter::once(&jwks_uri).chain(endpoints.iter()) {
                     let parsed = Url::parse(used).expect("a used URL parses");
                     let loopback_issuer = issuer.starts_with("http:");
                     assert!(

@@ -12,17 +12,23 @@ pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 
 // The `--help` headings, in the order a new user reads them. A heading without a setting
-// yet (the gateway, DPoP and introspection) is left out rather than printed empty.
+// yet is left out rather than printed empty.
 const ISSUER: &str = "Issuer and tokens";
 const KEYS: &str = "Key store";
 const SERVER: &str = "Server";
+const GATEWAY: &str = "Gateway";
 const LOGS: &str = "Logging and metrics";
 const SHUTDOWN: &str = "Shutdown";
+const DPOP_INTROSPECTION: &str = "DPoP and introspection";
 const DEV: &str = "Development";
 
 /// The log formats `LOG_FORMAT` takes, as `--help` lists them (`LogFormat::ALL`'s names; a
 /// unit test keeps the two equal).
 pub const LOG_FORMATS: &[&str] = &["text", "json", "ecs", "gcp"];
+
+/// The modes `AUTH_INTROSPECTION` takes, as `--help` lists them (`IntrospectionMode::ALL`'s
+/// names; a unit test keeps the two equal).
+pub const INTROSPECTION_MODES: &[&str] = &["off", "opaque", "always"];
 
 /// The raw settings as given on the command line or in the environment. Not `Debug`: it
 /// holds the development client secret.
@@ -233,6 +239,69 @@ pub struct Cli {
     )]
     pub token_cache_bytes: String,
 
+    /// Token introspection (RFC 7662): `off`; `opaque` (tokens that are not JWTs are checked
+    /// with the issuer's introspection endpoint); `always` (JWTs too, after the local checks:
+    /// revoked tokens are refused). Needs AUTH_INTROSPECTION_CLIENT_ID and _SECRET.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION",
+        value_name = "MODE",
+        default_value = "off",
+        value_parser = Choices(INTROSPECTION_MODES),
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection: String,
+
+    /// The introspection endpoint. Default: the `introspection_endpoint` of the issuer's
+    /// metadata (Okta: {issuer}/v1/introspect).
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_URL",
+        value_name = "URL",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_url: Option<String>,
+
+    /// The client id api-guard introspects as (HTTP Basic). With --dev: DEV_CLIENT_ID.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CLIENT_ID",
+        value_name = "ID",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_client_id: Option<String>,
+
+    /// The secret of that client; never logged. With --dev: DEV_CLIENT_SECRET.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_client_secret: Option<String>,
+
+    /// How long an introspection answer is reused, never past the token's `exp`; 0 asks the
+    /// endpoint on every request.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_CACHE_SECS",
+        value_name = "SECS",
+        default_value = "60",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_cache_secs: String,
+
+    /// The longest one introspection call may take; a slower endpoint gets the request a 503.
+    #[arg(
+        long,
+        env = "AUTH_INTROSPECTION_TIMEOUT_MS",
+        value_name = "MS",
+        default_value = "5000",
+        help_heading = DPOP_INTROSPECTION
+    )]
+    pub introspection_timeout_ms: String,
+
     /// Listen address.
     #[arg(
         long,
@@ -288,6 +357,69 @@ pub struct Cli {
         help_heading = SERVER
     )]
     pub trusted_proxies: String,
+
+    /// Gateway mode: proxy every request that is not api-guard's own (health, metrics, the
+    /// protected-resource metadata, /auth/verify) to this origin, e.g. http://127.0.0.1:3000,
+    /// after the policy and the token check. Default: unset, api-guard serves its sample API.
+    #[arg(long, env = "UPSTREAM_URL", value_name = "URL", help_heading = GATEWAY)]
+    pub upstream_url: Option<String>,
+
+    /// Keep the `Authorization` (and `DPoP`) header on proxied requests, for an upstream that
+    /// reads the token itself: `true` or `false`. Default: removed; the upstream gets the
+    /// X-Auth-* identity headers instead.
+    #[arg(
+        long,
+        env = "UPSTREAM_FORWARD_TOKEN",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = GATEWAY
+    )]
+    pub upstream_forward_token: String,
+
+    /// Send the client's own `Host` header to the upstream instead of the upstream's host:
+    /// `true` or `false`.
+    #[arg(
+        long,
+        env = "UPSTREAM_PRESERVE_HOST",
+        value_name = "BOOL",
+        default_value = "false",
+        help_heading = GATEWAY
+    )]
+    pub upstream_preserve_host: String,
+
+    /// Seconds to open a connection to the upstream (TLS included) before answering 504.
+    #[arg(
+        long,
+        env = "UPSTREAM_CONNECT_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "5",
+        help_heading = GATEWAY
+    )]
+    pub upstream_connect_timeout_secs: String,
+
+    /// Seconds the upstream has to answer (from sending the request, upload included, to
+    /// its response headers), and at most between two pieces of its response body, before
+    /// the answer is 504 (or the body is cut off).
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "60",
+        help_heading = GATEWAY
+    )]
+    pub upstream_timeout_secs: String,
+
+    /// Largest request body passed to the upstream, in bytes; a larger one is answered 413,
+    /// also when it is sent chunked and grows past the limit on the way. Bodies are streamed,
+    /// never held in memory, so a large limit costs no memory.
+    #[arg(
+        long,
+        env = "UPSTREAM_MAX_BODY_BYTES",
+        value_name = "BYTES",
+        default_value = "67108864",
+        help_heading = GATEWAY
+    )]
+    pub upstream_max_body_bytes: String,
 
     /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090), not on
     /// BIND_ADDR. Default: /metrics on BIND_ADDR.
@@ -372,12 +504,38 @@ pub struct Cli {
 }
 
 /// The subcommands: each does one thing and exits, instead of serving.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Probe GET /health/ready on BIND_ADDR's port over loopback (for 0.0.0.0 or [::]) and exit
     /// 0 on 200, 1 on anything else or no answer within 2 s. For Docker's and compose's
     /// HEALTHCHECK: the image has no shell or curl. Reads BIND_ADDR and nothing else.
     Healthcheck,
+    /// Why is my token refused? Run every check the service runs on TOKEN, with the same
+    /// settings (environment, .env, flags), discovery and keys, and print one line per check
+    /// with the values compared and, for a failure, what to change. Exit 0 valid, 1 refused,
+    /// 2 configuration or usage error (or the token could not be checked).
+    Explain(ExplainArgs),
+}
+
+/// The arguments of `api-guard explain`. Not printed by `Debug`: the token is a credential.
+#[derive(clap::Args, Clone, PartialEq, Eq)]
+pub struct ExplainArgs {
+    /// The access token (with or without `Bearer `), or `-` to read it from stdin, which keeps
+    /// it out of the shell history and the process list.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+    /// Print one JSON object instead of lines, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl std::fmt::Debug for ExplainArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExplainArgs")
+            .field("token", &"[redacted]")
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 impl Cli {

@@ -7,14 +7,17 @@
 
 mod cli;
 mod fields;
+mod introspection;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use api_guard::{AuthSettings, SettingsError};
 
-pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE};
+pub use cli::{Cli, Command, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, ExplainArgs};
 
+use crate::gateway::UpstreamSettings;
 use crate::telemetry::{LogFormat, TrustedProxies};
 use fields::{
     algorithms, audience, bind, boolean, check_url, dev_warnings, duration, issuer, log_filter,
@@ -107,6 +110,9 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Start-up notices for the log, once the logger runs.
     pub warnings: Vec<String>,
+    /// Gateway mode (`UPSTREAM_URL`): where and how requests are proxied; `None` to serve
+    /// the sample API instead.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 /// A setting that stops start-up: which one, and what to do.
@@ -163,6 +169,7 @@ impl Config {
     /// Validates raw settings.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let warnings = dev_warnings(&cli);
+        let upstream = upstream::upstream(&cli)?;
         let bind = bind(&cli.bind)?;
         let audiences = audience(&cli)?;
         let (issuers, dev) = match issuer(&cli)? {
@@ -171,11 +178,11 @@ impl Config {
                 let dev = DevClient {
                     client_id: non_empty_setting(
                         "DEV_CLIENT_ID (--dev-client-id)",
-                        cli.dev_client_id,
+                        cli.dev_client_id.clone(),
                     )?,
                     client_secret: ClientSecret(non_empty_setting(
                         "DEV_CLIENT_SECRET (--dev-client-secret)",
-                        cli.dev_client_secret,
+                        cli.dev_client_secret.clone(),
                     )?),
                 };
                 // Its URL until the port is bound; a non-loopback BIND_ADDR is refused then.
@@ -239,6 +246,9 @@ impl Config {
             let no_proxy = cli.no_proxy_lowercase.as_ref().or(cli.no_proxy.as_ref());
             auth = auth.with_https_proxy(proxy, no_proxy.map_or("", String::as_str));
         }
+        if let Some(settings) = introspection::introspection(&cli, dev.as_ref())? {
+            auth = auth.with_introspection(settings);
+        }
         auth.validate().map_err(auth_setting_error)?;
         let token_url = match non_empty(&cli.token_url).filter(|_| dev.is_none()) {
             None => None,
@@ -299,6 +309,7 @@ impl Config {
             trusted_proxies: trusted_proxies(&cli.trusted_proxies)?,
             metrics_addr,
             warnings,
+            upstream,
         })
     }
 }
@@ -359,7 +370,7 @@ pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
         "token_cache_bytes" => "AUTH_TOKEN_CACHE_BYTES (--token-cache-bytes)",
         "extra_root_certificates" => "AUTH_CA_FILE (--ca-file)",
         "https_proxy" => "HTTPS_PROXY (--https-proxy)",
-        _ => "AUTH_* settings",
+        other => introspection::setting_name(other).unwrap_or("AUTH_* settings"),
     };
     error(setting, refused.problem)
 }
@@ -763,5 +774,79 @@ mod tests {
         assert!(on.auth.require_at_jwt());
         let refused = problem(&[issuer, "--require-at-jwt=yes"]);
         assert!(refused.contains("AUTH_REQUIRE_AT_JWT"), "{refused}");
+    }
+
+    #[test]
+    fn help_lists_exactly_the_introspection_modes_the_parser_takes() {
+        let names: Vec<&str> = api_guard::IntrospectionMode::ALL
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(names, cli::INTROSPECTION_MODES);
+    }
+
+    #[test]
+    fn introspection_without_its_client_stops_start_up_naming_the_variable() {
+        let issuer = "--issuer=https://a.example/x";
+        assert!(
+            Config::from_cli(cli(&[issuer]))
+                .unwrap()
+                .auth
+                .introspection()
+                .is_none()
+        );
+        let refused = problem(&[issuer, "--introspection=opaque"]);
+        assert!(
+            refused.starts_with("AUTH_INTROSPECTION_CLIENT_ID (--introspection-client-id): is required with AUTH_INTROSPECTION=opaque"),
+            "{refused}"
+        );
+        let refused = problem(&[
+            issuer,
+            "--introspection=always",
+            "--introspection-client-id=c",
+        ]);
+        assert!(
+            refused.starts_with("AUTH_INTROSPECTION_CLIENT_SECRET"),
+            "{refused}"
+        );
+        let refused = problem(&[issuer, "--introspection=sometimes"]);
+        assert!(
+            refused.starts_with("AUTH_INTROSPECTION (--introspection): `sometimes`"),
+            "{refused}"
+        );
+        let secret = "s3cret-not-for-errors";
+        let refused = problem(&[
+            issuer,
+            "--introspection=opaque",
+            "--introspection-client-id=c",
+            &format!("--introspection-client-secret={secret}"),
+            "--introspection-url=http://example.com/introspect",
+        ]);
+        assert!(
+            refused.starts_with("AUTH_INTROSPECTION_URL") && !refused.contains(secret),
+            "{refused}"
+        );
+        let config = Config::from_cli(cli(&[
+            issuer,
+            "--introspection=opaque",
+            "--introspection-client-id=c",
+            &format!("--introspection-client-secret={secret}"),
+            "--introspection-cache-secs=1",
+        ]))
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(secret), "{printed}");
+        let introspection = config.auth.introspection().unwrap();
+        assert_eq!(introspection.cache_ttl(), Duration::from_secs(1));
+        assert_eq!(introspection.mode(), api_guard::IntrospectionMode::Opaque);
+    }
+
+    #[test]
+    fn dev_mode_introspects_as_the_development_client() {
+        let config = Config::from_cli(cli(&["--dev", "--introspection=always"])).unwrap();
+        assert_eq!(
+            config.auth.introspection().map(|i| i.client_id()),
+            Some("api-guard-dev")
+        );
     }
 }

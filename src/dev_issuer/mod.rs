@@ -1,7 +1,8 @@
 //! The development OAuth 2.0 authorization server behind `api-guard --dev` and the test suite's
 //! token source. It mirrors an Okta custom authorization server: the client-credentials token
-//! endpoint (RFC 6749 §4.4), the JWKS (RFC 7517 §5) and both discovery documents (RFC 8414,
-//! OpenID Connect Discovery 1.0), under the issuer's path, and Okta-shaped access tokens
+//! endpoint (RFC 6749 §4.4), introspection (RFC 7662) and revocation (RFC 7009), the JWKS
+//! (RFC 7517 §5) and both discovery documents (RFC 8414, OpenID Connect Discovery 1.0),
+//! under the issuer's path, and Okta-shaped access tokens
 //! (`cid`, `scp` array, no `typ`). Its keys and signatures are the library's test kit
 //! ([`api_guard::testing::TestIssuer`]); this module adds the HTTP side. Tests steer it with
 //! the controls on [`DevIssuer`].
@@ -18,6 +19,7 @@
 //! # }
 //! ```
 
+mod introspect;
 mod metadata;
 mod settings;
 mod token;
@@ -48,6 +50,10 @@ struct Inner {
     jwk_override: RwLock<Option<Value>>,
     jwks_fetches: AtomicU64,
     metadata_fetches: AtomicU64,
+    /// Checks the JWTs sent to `/v1/introspect`, as a resource server would.
+    verifier: Option<api_guard::Guard>,
+    remembered: RwLock<introspect::Remembered>,
+    introspection_calls: AtomicU64,
 }
 
 impl DevIssuer {
@@ -59,8 +65,19 @@ impl DevIssuer {
     /// settings.
     pub fn new(settings: DevIssuerSettings) -> Result<Self, DevIssuerError> {
         let path_prefix = settings.validate()?;
+        let keys = TestIssuer::for_issuer(settings.issuer.clone());
+        // A guard needs an https or loopback issuer; an issuer it cannot verify for (the
+        // settings allow any http host) answers every JWT `active: false`.
+        let verifier_settings = keys.settings().with_audiences([settings.audience.as_str()]);
+        let verifier = verifier_settings
+            .validate()
+            .is_ok()
+            .then(|| keys.guard_with(verifier_settings));
         let inner = Inner {
-            keys: TestIssuer::for_issuer(settings.issuer.clone()),
+            keys,
+            verifier,
+            remembered: RwLock::default(),
+            introspection_calls: AtomicU64::new(0),
             settings,
             path_prefix,
             failing: AtomicBool::new(false),
@@ -132,6 +149,8 @@ impl DevIssuer {
                 .wrap(from_fn(crate::loopback::loopback_host_only))
         };
         cfg.service(resource("/v1/token").route(web::post().to(token::token)))
+            .service(resource("/v1/introspect").route(web::post().to(introspect::introspect)))
+            .service(resource("/v1/revoke").route(web::post().to(introspect::revoke)))
             .service(resource("/v1/keys").route(web::get().to(metadata::keys)))
             .service(
                 resource("/.well-known/oauth-authorization-server")

@@ -27,7 +27,7 @@ const BASIC: GeneralPurpose = GeneralPurpose::new(
 
 /// A §5.2 error: the code, a curated description, and the status that goes with it.
 #[derive(Debug, PartialEq, Eq)]
-enum TokenError {
+pub(super) enum TokenError {
     InvalidRequest(String),
     InvalidClient(&'static str),
     UnsupportedGrantType,
@@ -35,7 +35,7 @@ enum TokenError {
 }
 
 impl TokenError {
-    fn response(&self) -> HttpResponse {
+    pub(super) fn response(&self) -> HttpResponse {
         let (status, code, description) = match self {
             Self::InvalidRequest(why) => (StatusCode::BAD_REQUEST, "invalid_request", why.clone()),
             Self::InvalidClient(why) => (
@@ -64,7 +64,9 @@ impl TokenError {
 }
 
 /// §5.1: token responses must not be cached.
-fn no_store(response: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+pub(super) fn no_store(
+    response: &mut actix_web::HttpResponseBuilder,
+) -> &mut actix_web::HttpResponseBuilder {
     response
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((PRAGMA, "no-cache"))
@@ -89,7 +91,7 @@ pub(super) async fn token(
     }
 }
 
-async fn read_form(
+pub(super) async fn read_form(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HashMap<String, String>, TokenError> {
@@ -153,7 +155,17 @@ fn issue(
     let settings = issuer.settings();
     let granted = select_scopes(form.get("scope").map(String::as_str), &settings.scopes)?;
     let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
-    let access_token = issuer.mint(&scopes);
+    // A development extension (Okta has none): `token_format=opaque` asks for an opaque
+    // token, which only introspection can check.
+    let access_token = match form.get("token_format").map(String::as_str) {
+        None | Some("jwt") => issuer.mint(&scopes),
+        Some("opaque") => issuer.mint_opaque(&scopes),
+        Some(_) => {
+            return Err(TokenError::InvalidRequest(
+                "`token_format` must be `jwt` or `opaque`".to_owned(),
+            ));
+        }
+    };
     Ok(TokenResponse {
         token_type: "Bearer",
         access_token,
@@ -172,7 +184,7 @@ struct TokenResponse {
 }
 
 /// §2.3.1: Basic credentials when the header is present, else `client_id`/`client_secret` in the body.
-fn authenticate(
+pub(super) fn authenticate(
     issuer: &DevIssuer,
     authorization: Option<&HeaderValue>,
     form: &HashMap<String, String>,

@@ -24,11 +24,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(hello::hello)
         .service(whoami::whoami)
         .configure(echo::configure)
-        .service(health::live)
-        .service(health::ready)
         .service(openapi::openapi)
-        .configure(resource_metadata::configure)
+        .configure(configure_own)
         .default_service(web::to(not_found));
+}
+
+/// Registers api-guard's own routes alone, for gateway mode (where every other path belongs
+/// to the upstream): health and the protected-resource metadata. No default service: the
+/// proxy is.
+pub fn configure_own(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::live)
+        .service(health::ready)
+        .configure(resource_metadata::configure);
 }
 
 /// 404 with a JSON body, for paths no route matches.

@@ -159,7 +159,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
                 "Unauthorized": error_response("401: no token (unauthorized) or a bad one (invalid_token)", true),
                 "InsufficientScope": error_response("403: the token lacks a required scope (insufficient_scope)", true),
                 "KeysUnavailable": {
-                    "description": "503: the issuer's signing keys could not be loaded yet (temporarily_unavailable)",
+                    "description": "503: the issuer's signing keys could not be loaded yet, or (with introspection on) the introspection endpoint gave no usable answer (temporarily_unavailable)",
                     "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 },

@@ -84,4 +84,22 @@ fn read_from_guard(out: &mut Exposition, guard: &Guard) {
         "Estimated bytes held by the verified-token cache (AUTH_TOKEN_CACHE_BYTES bounds it)",
         cache.bytes,
     );
+    if let Some(introspection) = guard.introspection_stats() {
+        expose_introspection(out, &introspection);
+    }
+}
+
+/// With AUTH_INTROSPECTION on: calls to the endpoint by outcome, and answers reused.
+fn expose_introspection(out: &mut Exposition, stats: &api_guard::IntrospectionStats) {
+    out.counter_family(
+        "api_guard_introspection_calls_total",
+        "Calls to the introspection endpoint by outcome",
+        "outcome",
+        stats.calls.iter().map(|&(outcome, n)| (outcome.label(), n)),
+    );
+    out.counter(
+        "api_guard_introspection_cache_hits_total",
+        "Requests whose introspection answer was reused (cached, or shared with a concurrent request)",
+        stats.cache_hits,
+    );
 }

@@ -10,7 +10,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{TryIntoHeaderValue, WWW_AUTHENTICATE};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use api_guard::Challenge;
 use serde_json::json;
 
@@ -19,6 +19,12 @@ use crate::public_url::PublicUrl;
 
 /// The well-known path of the protected-resource metadata (RFC 9728 §3).
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The path of the resource a request is about when it is not the request's own, in the
+/// request's extensions: forward-auth (`/auth/verify`) decides on the request a front proxy
+/// describes, and its challenge names that resource's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePath(pub String);
 
 /// The metadata of the resource the request's path names.
 pub async fn metadata(req: HttpRequest, published: web::Data<Published>) -> HttpResponse {
@@ -55,9 +61,11 @@ pub async fn advertise<B: MessageBody>(
         return Ok(response);
     };
     let request = response.request();
-    let path = Some(request.path())
-        .filter(|path| *path != "/")
-        .unwrap_or_default();
+    let described = request.extensions().get::<ResourcePath>().cloned();
+    let path = described
+        .as_ref()
+        .map_or(request.path(), |resource| resource.0.as_str());
+    let path = Some(path).filter(|path| *path != "/").unwrap_or_default();
     let url = format!("{}{WELL_KNOWN_PATH}{path}", PublicUrl::of(request));
     if let Ok(value) = challenge.with_resource_metadata(url).try_into_value() {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);

@@ -33,6 +33,12 @@ use api_guard::AuthError;
 /// The header carrying the request id, taken from the caller or generated, and echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Why a response that is not an authentication failure was refused or failed (the
+/// gateway's 413, 502, ...), in the response's extensions: the request log and the metrics
+/// show it as they show an [`AuthError`]'s reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogReason(pub &'static str);
+
 /// The id of the current request, in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -112,16 +118,19 @@ pub async fn log_request<B: MessageBody>(
     // The path is the client's text: bounded, like every outside value in a log line (the
     // logger itself escapes control characters in text and JSON alike).
     let path = bounded(req.path(), MAX_LOGGED_PATH);
-    let log = |route: Option<String>, status: StatusCode, error: Option<&actix_web::Error>| {
-        let reason = error
-            .and_then(|e| e.as_error::<AuthError>())
-            .map(AuthError::reason_code);
+    // `auth`: an authentication failure's reason, counted in the metrics; `reason`: that or
+    // another refusal's (the gateway's), for the log line (its status is counted already).
+    let log = |route: Option<String>,
+               status: StatusCode,
+               auth: Option<&'static str>,
+               reason: Option<&'static str>| {
         let latency = started.elapsed();
         if let Some(t) = &telemetry {
             let route = route.as_deref().unwrap_or("unmatched");
             t.metrics()
-                .record(route, method.as_str(), status.as_u16(), latency, reason);
+                .record(route, method.as_str(), status.as_u16(), latency, auth);
         }
+        let reason = auth.or(reason);
         let millis = latency.as_secs_f64() * 1000.0;
         let status = status.as_u16();
         let level = if status >= 500 {
@@ -158,7 +167,8 @@ pub async fn log_request<B: MessageBody>(
             log(
                 unrouted,
                 error.as_response_error().status_code(),
-                Some(&error),
+                auth_reason(Some(&error)),
+                None,
             );
             return Err(error);
         }
@@ -174,8 +184,21 @@ pub async fn log_request<B: MessageBody>(
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     let route = response.request().match_pattern().or(unrouted);
-    log(route, response.status(), response.response().error());
+    let auth = auth_reason(response.response().error());
+    let reason = response
+        .response()
+        .extensions()
+        .get::<LogReason>()
+        .map(|reason| reason.0);
+    log(route, response.status(), auth, reason);
     Ok(response.map_body(|_, body| Counted { body, in_flight }))
+}
+
+/// The reason of an authentication failure.
+fn auth_reason(error: Option<&actix_web::Error>) -> Option<&'static str> {
+    error
+        .and_then(|e| e.as_error::<AuthError>())
+        .map(AuthError::reason_code)
 }
 
 pin_project_lite::pin_project! {

@@ -15,7 +15,7 @@ const CLIENT_SECRET: &str = "api-guard-dev-secret";
 const BANNER: &str = "api-guard is listening on http://127.0.0.1:";
 
 /// `api-guard --dev` on a free loopback port, running in its own temporary directory.
-struct DevService {
+pub(crate) struct DevService {
     child: Child,
     port: u16,
     banner: Vec<String>,
@@ -26,8 +26,14 @@ struct DevService {
 impl DevService {
     /// Starts the binary and reads stdout until the whole banner is printed (at most 20 s).
     fn start() -> DevService {
+        Self::start_with(&[])
+    }
+
+    /// [`DevService::start`] with more environment variables.
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> DevService {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut child = binary_in(dir.path())
+            .envs(env.iter().copied())
             .arg("--dev")
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
@@ -98,7 +104,7 @@ impl DevService {
         service
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -107,7 +113,7 @@ impl DevService {
     }
 
     /// Sends SIGTERM by PID, waits at most 10 s for the exit, and returns it with stderr.
-    fn stop(&mut self) -> (ExitStatus, String) {
+    pub(crate) fn stop(&mut self) -> (ExitStatus, String) {
         let kill = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

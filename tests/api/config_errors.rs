@@ -138,11 +138,42 @@ fn every_bad_setting_stops_start_up_with_exit_code_2_and_one_line_naming_it() {
         ("the issuer only in OIDC_ISSUER", &[("OIDC_ISSUER", VALID_ISSUER), port_0], &[], &["no issuer configured", "OIDC_ISSUER is set", "set AUTH_ISSUER"]),
         ("a socks proxy", &[issuer, ("HTTPS_PROXY", "socks5://proxy:1080"), port_0], &[], &["HTTPS_PROXY", "CONNECT only", "http://host:port"]),
         ("a lower-case proxy URL with a path", &[issuer, ("https_proxy", "http://proxy:3128/x"), port_0], &[], &["HTTPS_PROXY", "path or query"]),
+        ("introspection without its client id", &[issuer, ("AUTH_INTROSPECTION", "opaque"), port_0], &[], &["AUTH_INTROSPECTION_CLIENT_ID", "is required with AUTH_INTROSPECTION=opaque"]),
+        ("introspection without its client secret", &[issuer, ("AUTH_INTROSPECTION", "always"), ("AUTH_INTROSPECTION_CLIENT_ID", "c"), port_0], &[], &["AUTH_INTROSPECTION_CLIENT_SECRET", "is required"]),
+        ("an unknown introspection mode", &[issuer, ("AUTH_INTROSPECTION", "sometimes"), port_0], &[], &["AUTH_INTROSPECTION", "`sometimes`", "opaque"]),
+        ("an introspection timeout of zero", &[issuer, ("AUTH_INTROSPECTION", "opaque"), ("AUTH_INTROSPECTION_CLIENT_ID", "c"), ("AUTH_INTROSPECTION_CLIENT_SECRET", "s3cret-xyz"), ("AUTH_INTROSPECTION_TIMEOUT_MS", "0"), port_0], &[], &["AUTH_INTROSPECTION_TIMEOUT_MS", "`0`"]),
+        ("an http introspection URL on a public host", &[issuer, ("AUTH_INTROSPECTION", "opaque"), ("AUTH_INTROSPECTION_CLIENT_ID", "c"), ("AUTH_INTROSPECTION_CLIENT_SECRET", "s3cret-xyz"), ("AUTH_INTROSPECTION_URL", "http://example.com/introspect"), port_0], &[], &["AUTH_INTROSPECTION_URL", "https"]),
+        ("an upstream URL with a path", &[issuer, ("UPSTREAM_URL", "http://127.0.0.1:3000/api"), port_0], &[], &["UPSTREAM_URL", "has a path"]),
+        ("an upstream that is not http", &[issuer, ("UPSTREAM_URL", "127.0.0.1:3000"), port_0], &[], &["UPSTREAM_URL", "http://"]),
+        ("a zero body limit", &[issuer, ("UPSTREAM_MAX_BODY_BYTES", "0"), port_0], &[], &["UPSTREAM_MAX_BODY_BYTES", "`0`"]),
+        ("a non-boolean token forwarding", &[issuer, ("UPSTREAM_FORWARD_TOKEN", "yes"), port_0], &[], &["UPSTREAM_FORWARD_TOKEN", "`yes`"]),
+        ("a zero upstream timeout", &[issuer, ("UPSTREAM_TIMEOUT_SECS", "0"), port_0], &[], &["UPSTREAM_TIMEOUT_SECS", "`0`"]),
     ];
     for (case, env, args, needles) in cases {
         let outcome = run(env, args);
         assert_one_error_line(&outcome, needles, case);
     }
+}
+
+#[test]
+fn the_introspection_secret_is_in_neither_help_nor_errors() {
+    let secret = "s3cret-from-the-environment";
+    let help = run(&[("AUTH_INTROSPECTION_CLIENT_SECRET", secret)], &["--help"]);
+    assert_eq!(help.code, Some(0), "stderr: {}", help.stderr);
+    assert!(!help.stdout.contains(secret), "{}", help.stdout);
+    let refused = run(
+        &[
+            ("AUTH_ISSUER", VALID_ISSUER),
+            ("AUTH_INTROSPECTION", "always"),
+            ("AUTH_INTROSPECTION_CLIENT_ID", "c"),
+            ("AUTH_INTROSPECTION_CLIENT_SECRET", secret),
+            ("AUTH_INTROSPECTION_URL", "http://example.com/introspect"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+        ],
+        &[],
+    );
+    assert_eq!(refused.code, Some(2));
+    assert!(!refused.stderr.contains(secret), "{}", refused.stderr);
 }
 
 #[test]
@@ -259,6 +290,21 @@ fn help_lists_every_variable_of_the_configuration_contract_with_its_default() {
         ("KEEP_ALIVE_SECS", Some("[default: 75]")),
         ("TRUSTED_PROXIES", Some("Default: none")),
         ("METRICS_ADDR", Some("Default: /metrics on BIND_ADDR")),
+        ("AUTH_INTROSPECTION", Some("[default: off]")),
+        (
+            "AUTH_INTROSPECTION_URL",
+            Some("Default: the `introspection_endpoint`"),
+        ),
+        ("AUTH_INTROSPECTION_CLIENT_ID", None),
+        ("AUTH_INTROSPECTION_CLIENT_SECRET", None),
+        ("AUTH_INTROSPECTION_CACHE_SECS", Some("[default: 60]")),
+        ("AUTH_INTROSPECTION_TIMEOUT_MS", Some("[default: 5000]")),
+        ("UPSTREAM_URL", Some("Default: unset")),
+        ("UPSTREAM_FORWARD_TOKEN", Some("[default: false]")),
+        ("UPSTREAM_PRESERVE_HOST", Some("[default: false]")),
+        ("UPSTREAM_CONNECT_TIMEOUT_SECS", Some("[default: 5]")),
+        ("UPSTREAM_TIMEOUT_SECS", Some("[default: 60]")),
+        ("UPSTREAM_MAX_BODY_BYTES", Some("[default: 67108864]")),
     ];
     for (variable, default) in table {
         let entry = help_entry(help, variable)
@@ -281,7 +327,12 @@ fn help_groups_the_settings_under_headings_lists_choices_and_shows_no_empty_defa
     let headings = [
         ("Issuer and tokens:", "AUTH_ISSUER"),
         ("Key store:", "AUTH_CA_FILE"),
+        (
+            "DPoP and introspection:",
+            "AUTH_INTROSPECTION_CLIENT_SECRET",
+        ),
         ("Server:", "BIND_ADDR"),
+        ("Gateway:", "UPSTREAM_URL"),
         ("Logging and metrics:", "LOG_FORMAT"),
         ("Shutdown:", "SHUTDOWN_DRAIN_SECS"),
         ("Development:", "DEV_CLIENT_SECRET"),

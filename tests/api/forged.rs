@@ -12,17 +12,17 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app, spawn_app_for, spawn_app_with};
 
 /// What a forged token must get.
-enum Expect {
+pub(crate) enum Expect {
     /// 401 `invalid_token` with this reason's description.
     Invalid(Reason),
     /// 400 `invalid_request` with this reason's description.
     BadRequest(Reason),
 }
 
-struct Case {
-    name: &'static str,
-    token: String,
-    expect: Expect,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) token: String,
+    pub(crate) expect: Expect,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -67,7 +67,8 @@ fn stranger() -> DevIssuer {
     DevIssuer::new(DevIssuerSettings::new("http://127.0.0.1:9/oauth2/default")).unwrap()
 }
 
-fn cases(app: &TestApp) -> Vec<Case> {
+/// The forged-token table; `explain.rs` runs it through `api-guard explain` too.
+pub(crate) fn cases(app: &TestApp) -> Vec<Case> {
     use Expect::{BadRequest, Invalid};
     let issuer = &app.issuer;
     let kid = issuer.signing_kid();

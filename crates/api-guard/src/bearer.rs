@@ -43,7 +43,7 @@ pub fn token_from<'h>(headers: &'h HeaderMap, query: &str) -> Result<&'h str, Er
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
+pub(crate) fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
         && all_bytes(body.as_bytes(), |b| {

@@ -57,6 +57,14 @@ pub enum Error {
         /// When the caller may try again.
         retry_after: Duration,
     },
+    /// The token needs introspection (RFC 7662) and the introspection endpoint could not
+    /// give a usable answer (unreachable, too slow, an error status or not an RFC 7662
+    /// answer): 503 with `Retry-After`, never a refusal and never an accept.
+    #[error("the introspection endpoint gave no usable answer")]
+    IntrospectionUnavailable {
+        /// When the caller may try again.
+        retry_after: Duration,
+    },
     /// `AuthenticatedClaims` was used in an app that never called `api_guard::configure`.
     #[error(
         "authentication is not configured: register it with `App::new().configure(api_guard::configure(guard))`"
@@ -149,6 +157,10 @@ pub enum Reason {
     /// A registered claim, or a custom claim the handler asked for, has the wrong JSON type.
     #[error("claim has the wrong type")]
     BadClaim,
+    /// The introspection endpoint answered `active: false` (RFC 7662 §2.2): revoked,
+    /// expired or unknown to the issuer.
+    #[error("token is not active (introspection)")]
+    Inactive,
 }
 
 impl Reason {
@@ -258,6 +270,11 @@ impl Reason {
                 "bad_claim",
                 "the access token has a malformed claim",
             ),
+            Reason::Inactive => (
+                InvalidToken,
+                "inactive",
+                "the access token is not active: it was revoked, expired or is unknown to the issuer",
+            ),
         };
         Row {
             outcome,
@@ -297,7 +314,9 @@ impl Error {
             Error::InvalidRequest(_) => "invalid_request",
             Error::InvalidToken(_) => "invalid_token",
             Error::InsufficientScope { .. } => "insufficient_scope",
-            Error::KeysUnavailable { .. } => "temporarily_unavailable",
+            Error::KeysUnavailable { .. } | Error::IntrospectionUnavailable { .. } => {
+                "temporarily_unavailable"
+            }
             Error::NotConfigured => "server_error",
         }
     }
@@ -308,11 +327,13 @@ impl Error {
             Error::MissingToken(r) | Error::InvalidRequest(r) | Error::InvalidToken(r) => r.code(),
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::KeysUnavailable { .. } => "keys_unavailable",
+            Error::IntrospectionUnavailable { .. } => "introspection_unavailable",
             Error::NotConfigured => "not_configured",
         }
     }
 
-    fn description(&self) -> &'static str {
+    /// The text sent to clients as `error_description`.
+    pub fn description(&self) -> &'static str {
         match self {
             Error::MissingToken(r) | Error::InvalidRequest(r) | Error::InvalidToken(r) => {
                 r.description()
@@ -320,6 +341,9 @@ impl Error {
             Error::InsufficientScope { .. } => "the access token lacks a scope this endpoint needs",
             Error::KeysUnavailable { .. } => {
                 "the issuer's signing keys could not be loaded yet; retry later"
+            }
+            Error::IntrospectionUnavailable { .. } => {
+                "the token could not be checked with the issuer right now; retry later"
             }
             Error::NotConfigured => "authentication is not configured",
         }
@@ -332,7 +356,9 @@ impl Error {
             Error::MissingToken(_) => return Some(Challenge::default()),
             Error::InvalidRequest(_) | Error::InvalidToken(_) => (self.code(), None),
             Error::InsufficientScope { required } => (self.code(), Some(required.join(" "))),
-            Error::KeysUnavailable { .. } | Error::NotConfigured => return None,
+            Error::KeysUnavailable { .. }
+            | Error::IntrospectionUnavailable { .. }
+            | Error::NotConfigured => return None,
         };
         Some(Challenge {
             error: Some((error, self.description())),
@@ -411,7 +437,9 @@ impl ResponseError for Error {
             Error::MissingToken(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Error::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::KeysUnavailable { .. } | Error::IntrospectionUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -426,7 +454,9 @@ impl ResponseError for Error {
             }
             response.extensions_mut().insert(challenge);
         }
-        if let Error::KeysUnavailable { retry_after } = self {
+        if let Error::KeysUnavailable { retry_after }
+        | Error::IntrospectionUnavailable { retry_after } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1)));
         }
         response.json(Body {

@@ -30,13 +30,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthenticatedClaims<T> {
         };
         match guard.authenticate(req) {
             Step::Done(result) => Either::Left(ready(result.and_then(|c| c.with_custom()))),
-            Step::NeedsKeys(token) => {
+            step => {
                 let guard = guard.clone();
                 Either::Right(Box::pin(async move {
-                    guard
-                        .authenticate_after_refetch(token)
-                        .await
-                        .and_then(|c| c.with_custom())
+                    guard.finish(step).await.and_then(|c| c.with_custom())
                 }))
             }
         }

@@ -81,9 +81,13 @@ pub fn key_set(document: &[u8], message: &[u8], signature: &[u8]) -> Result<usiz
 }
 
 /// Reads a metadata document fetched from `url` for `issuer`, as discovery does: the
-/// `jwks_uri` and `token_endpoint` it would use, or the message that would be logged.
-pub fn metadata(url: &str, body: &[u8], issuer: &str) -> Result<(String, Option<String>), String> {
-    read_metadata(url, body, issuer).map(|found| (found.jwks_uri, found.token_endpoint))
+/// `jwks_uri`, and the other endpoints it would keep (`token_endpoint`,
+/// `introspection_endpoint`), or the message that would be logged.
+pub fn metadata(url: &str, body: &[u8], issuer: &str) -> Result<(String, Vec<String>), String> {
+    read_metadata(url, body, issuer).map(|found| {
+        let endpoints = [found.token_endpoint, found.introspection_endpoint];
+        (found.jwks_uri, endpoints.into_iter().flatten().collect())
+    })
 }
 
 /// Reads the unverified `iss` of `token` as several issuers' routing does (before any key or

@@ -1,5 +1,6 @@
 //! The [`Guard`]: one per process, holding the settings and, for each issuer, its validator,
-//! shared key store and verified-token cache (see `issuers.rs` for the routing). Register it once with [`configure`]; the
+//! shared key store and verified-token cache (see `issuers.rs` for the routing). Register it
+//! once with [`configure`]; the
 //! [`AuthenticatedClaims`] extractor and the middleware find it in the app data.
 //!
 //! ```no_run
@@ -25,9 +26,12 @@ use crate::bearer;
 use crate::cache::CacheStats;
 use crate::claims::AuthenticatedClaims;
 use crate::error::{Error, Reason};
+use crate::introspection::{IntrospectionStats, Introspector};
 use crate::issuers::{Issuer, Issuers};
 use crate::jwks::{KeySet, KeyStoreStatus, Outbound};
 use crate::settings::{AuthSettings, SettingsError};
+use crate::trace::{Check, Detail, Explanation, Recorder, Trace};
+use crate::validator::now;
 
 /// Everything the extractor needs: the settings and, for each issuer, its validator, shared
 /// key store and verified-token cache. Cheap to clone; clones share everything. Build it once per process,
@@ -40,6 +44,8 @@ struct Inner {
     /// Each with its validator, key store and token cache (filled by that validator only:
     /// bound to these settings and to that issuer).
     issuers: Issuers,
+    /// `None` when introspection is off.
+    introspector: Option<Introspector>,
 }
 
 /// Why a [`Guard`] could not start.
@@ -59,6 +65,12 @@ pub(crate) enum Step {
     Done(Result<AuthenticatedClaims, Error>),
     /// The token names a `kid` we do not have: refetch, then validate again.
     NeedsKeys(String),
+    /// The token must be introspected and no answer is cached: call the endpoint. `local`
+    /// holds the claims of a JWT that passed the local checks; `None` for an opaque token.
+    NeedsIntrospection {
+        token: String,
+        local: Option<AuthenticatedClaims>,
+    },
 }
 
 impl Guard {
@@ -66,13 +78,15 @@ impl Guard {
     /// at once, in the background, and keeps them fresh. Call it once per process.
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
         settings.validate()?;
-        // Checked by `validate` above: no error is left here.
-        let outbound = Outbound {
-            extra_roots: settings.extra_roots().unwrap_or_default(),
-            proxy: settings.https_proxy(),
-        };
-        let issuers = Issuers::start(&settings, &outbound).map_err(GuardError::Thread)?;
-        Ok(Guard(Arc::new(Inner { settings, issuers })))
+        if let Some(proxy) = settings.https_proxy() {
+            log::info!(
+                "calls to the issuer over https go through the proxy {} (HTTPS_PROXY), except to NO_PROXY hosts",
+                proxy.display()
+            );
+        }
+        let issuers =
+            Issuers::start(&settings, &Outbound::of(&settings)).map_err(GuardError::Thread)?;
+        Ok(Guard::with_issuers(settings, issuers))
     }
 
     /// A guard over existing key stores, one per issuer of `settings` in order (the test
@@ -83,7 +97,16 @@ impl Guard {
         stores: Vec<crate::jwks::JwksStore>,
     ) -> Guard {
         let issuers = Issuers::with_stores(&settings, stores);
-        Guard(Arc::new(Inner { settings, issuers }))
+        Guard::with_issuers(settings, issuers)
+    }
+
+    fn with_issuers(settings: AuthSettings, issuers: Issuers) -> Guard {
+        let introspector = Introspector::new(settings.introspection(), Outbound::of(&settings));
+        Guard(Arc::new(Inner {
+            introspector,
+            settings,
+            issuers,
+        }))
     }
 
     /// Waits until every issuer's first key fetch has ended, successfully or not (at most
@@ -115,6 +138,11 @@ impl Guard {
         self.0.issuers.cache_stats()
     }
 
+    /// Introspection calls by outcome and answers reused; `None` when introspection is off.
+    pub fn introspection_stats(&self) -> Option<IntrospectionStats> {
+        self.0.introspector.as_ref().map(Introspector::stats)
+    }
+
     /// The settings this guard checks tokens against.
     pub fn settings(&self) -> &AuthSettings {
         &self.0.settings
@@ -122,20 +150,44 @@ impl Guard {
 
     /// Checks a bare token (no `Bearer ` prefix) against the keys loaded now, the settings
     /// and the scopes every route requires, using the token cache. Unlike the extractor, a
-    /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch.
+    /// token naming a key not loaded yet is refused (`unknown_kid`) without a refetch, and
+    /// a token that needs introspection is answered only from the introspection cache (else
+    /// 503 `introspection_unavailable`): [`Guard::check`] does both.
     pub fn verify(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        let issuer = self.0.issuers.route(token)?;
-        let Some(keys) = issuer.store.keys() else {
-            return Err(keys_unavailable(issuer));
-        };
-        validate(issuer, token, &keys).and_then(|claims| self.check_required_scopes(claims))
+        match self.authenticate_token(token) {
+            Step::Done(result) => result,
+            Step::NeedsKeys(_) => Err(Error::InvalidToken(Reason::UnknownKey)),
+            Step::NeedsIntrospection { .. } => Err(Error::IntrospectionUnavailable {
+                retry_after: std::time::Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// Checks a bare token (no `Bearer ` prefix) exactly as the extractor does: the token
+    /// cache, one key refetch for an unknown `kid`, introspection when configured, and the
+    /// scopes every route requires.
+    pub async fn check(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
+        self.finish(self.authenticate_token(token)).await
     }
 
     pub(crate) fn authenticate(&self, req: &HttpRequest) -> Step {
-        let token = match bearer::token_from(req.headers(), req.query_string()) {
-            Ok(token) => token,
-            Err(error) => return Step::Done(Err(error)),
-        };
+        match bearer::token_from(req.headers(), req.query_string()) {
+            Ok(token) => self.authenticate_token(token),
+            Err(error) => Step::Done(Err(error)),
+        }
+    }
+
+    /// The synchronous part: everything that needs no network.
+    fn authenticate_token(&self, token: &str) -> Step {
+        if let Some(introspector) = self.introspector_for_opaque(token) {
+            return match introspector.cached(token, None) {
+                Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+                None => Step::NeedsIntrospection {
+                    token: token.to_owned(),
+                    local: None,
+                },
+            };
+        }
         let issuer = match self.0.issuers.route(token) {
             Ok(issuer) => issuer,
             Err(error) => return Step::Done(Err(error)),
@@ -145,16 +197,82 @@ impl Guard {
         };
         match validate(issuer, token, &keys) {
             Err(Error::InvalidToken(Reason::UnknownKey)) => Step::NeedsKeys(token.to_owned()),
-            result => Step::Done(result.and_then(|claims| self.check_required_scopes(claims))),
+            Ok(claims) => self.after_local_checks(token, claims),
+            Err(error) => Step::Done(Err(error)),
         }
     }
 
-    pub(crate) async fn authenticate_after_refetch(
-        self,
-        token: String,
+    /// The asynchronous part, for what [`Guard::authenticate`] could not finish.
+    pub(crate) async fn finish(&self, step: Step) -> Result<AuthenticatedClaims, Error> {
+        let (token, local) = match step {
+            Step::Done(result) => return result,
+            Step::NeedsKeys(token) => {
+                let claims = self.validate_after_refetch(&token).await?;
+                match self.after_local_checks(&token, claims) {
+                    Step::NeedsIntrospection { token, local } => (token, local),
+                    Step::Done(result) => return result,
+                    Step::NeedsKeys(_) => return Err(Error::InvalidToken(Reason::UnknownKey)),
+                }
+            }
+            Step::NeedsIntrospection { token, local } => (token, local),
+        };
+        let claims = self.introspect(&token, local).await?;
+        self.check_required_scopes(claims)
+    }
+
+    /// The introspector, if `token` is opaque and opaque tokens are introspected.
+    fn introspector_for_opaque(&self, token: &str) -> Option<&Introspector> {
+        self.0
+            .introspector
+            .as_ref()
+            .filter(|introspector| introspector.takes_opaque(token))
+    }
+
+    /// A JWT that passed the local checks: introspected too in `always` mode.
+    fn after_local_checks(&self, token: &str, claims: AuthenticatedClaims) -> Step {
+        let Some(introspector) = self
+            .0
+            .introspector
+            .as_ref()
+            .filter(|introspector| introspector.after_local_checks())
+        else {
+            return Step::Done(self.check_required_scopes(claims));
+        };
+        match introspector.cached(token, Some(&claims)) {
+            Some(result) => Step::Done(result.and_then(|c| self.check_required_scopes(c))),
+            None => Step::NeedsIntrospection {
+                token: token.to_owned(),
+                local: Some(claims),
+            },
+        }
+    }
+
+    async fn introspect(
+        &self,
+        token: &str,
+        local: Option<AuthenticatedClaims>,
     ) -> Result<AuthenticatedClaims, Error> {
+        let Some(introspector) = &self.0.introspector else {
+            return local.ok_or(Error::InvalidToken(Reason::Malformed));
+        };
+        // A JWT goes to the endpoint of the issuer it was routed to, and the answer is checked
+        // by that issuer's validator; an opaque token (no `iss` to read) to the first issuer's.
+        let issuer = self.introspected_by(token);
+        let discovered = issuer.store.introspection_endpoint();
+        introspector
+            .introspect(token, local, &issuer.validator, discovered)
+            .await
+    }
+
+    /// The issuer whose validator checks an introspection answer for `token`.
+    fn introspected_by(&self, token: &str) -> &Issuer {
+        let issuers = &self.0.issuers;
+        issuers.route(token).unwrap_or_else(|_| issuers.first())
+    }
+
+    async fn validate_after_refetch(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
         // Only a token of a configured issuer may make that issuer's store fetch.
-        let issuer = self.0.issuers.route_strictly(&token)?;
+        let issuer = self.0.issuers.route_strictly(token)?;
         let keys = issuer
             .store
             .refetch()
@@ -162,10 +280,9 @@ impl Guard {
             .ok_or_else(|| keys_unavailable(issuer))?;
         // The token missed the cache a moment ago: validate it without a second lookup.
         let validator = &issuer.validator;
-        let claims = issuer
+        issuer
             .cache
-            .verify_and_insert(&token, |now| validator.verify_at(&token, &keys, now))?;
-        self.check_required_scopes(claims)
+            .verify_and_insert(token, |now| validator.verify_at(token, &keys, now))
     }
 
     fn check_required_scopes(
@@ -199,6 +316,148 @@ fn keys_unavailable(issuer: &Issuer) -> Error {
     }
 }
 
+/// `Guard::explain`: the guard's own checks, each reported (see [`crate::trace`]).
+impl Guard {
+    /// Runs every check the guard runs on `token` (a bare token, no `Bearer ` prefix) and
+    /// reports each, in the order the guard runs them, with the values it compared: the
+    /// same validator, key store, introspection and scope check as the extractor, without
+    /// the verified-token cache. `result` is what the extractor answers for this token.
+    /// For tools (`api-guard explain`), not for the request path.
+    pub async fn explain(&self, token: &str) -> Explanation {
+        let now = now() as u64;
+        let mut recorder = Recorder::default();
+        let result = self.explain_into(token, now, &mut recorder).await;
+        Explanation {
+            checks: recorder.0,
+            result,
+            now,
+        }
+    }
+
+    async fn explain_into(
+        &self,
+        token: &str,
+        now: u64,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        // The extractor refuses a token outside RFC 6750's syntax before anything else.
+        if !bearer::is_b64token(token) {
+            let refused = Err(Error::InvalidRequest(Reason::MalformedHeader));
+            recorder.record(Check::Token, &refused, || Detail {
+                found: Some(format!("{} bytes, not an RFC 6750 b64token", token.len())),
+                expected: Some("letters, digits, - . _ ~ + / and = at the end only".into()),
+            });
+            return refused.map(|()| unreachable!("refused above"));
+        }
+        let local = if self.introspector_for_opaque(token).is_some() {
+            recorder.record(Check::Token, &Ok(()), || Detail {
+                found: Some(format!("{} bytes, not a JWT", token.len())),
+                expected: Some("a JWT, or an opaque token for introspection".into()),
+            });
+            None
+        } else {
+            let claims = self.explain_locally(token, now, recorder).await?;
+            if !self
+                .0
+                .introspector
+                .as_ref()
+                .is_some_and(Introspector::after_local_checks)
+            {
+                return self.explain_scopes(claims, recorder);
+            }
+            Some(claims)
+        };
+        let introspected = self.introspect(token, local).await;
+        recorder.record(Check::Introspection, &verdict(&introspected), || {
+            let found = match &introspected {
+                Ok(_) => "active: true",
+                Err(Error::InvalidToken(Reason::Inactive)) => "active: false",
+                Err(Error::IntrospectionUnavailable { .. }) => "no usable answer",
+                Err(_) => "active: true, with claims that fail the checks",
+            };
+            let endpoint = self.0.introspector.as_ref().and_then(|i| {
+                i.settings().endpoint().map(str::to_owned).or_else(|| {
+                    let store = &self.introspected_by(token).store;
+                    store.introspection_endpoint().map(|e| e.to_string())
+                })
+            });
+            Detail::new(
+                Some(found.to_owned()),
+                format!(
+                    "active, at {}",
+                    endpoint.as_deref().unwrap_or("(no endpoint discovered)")
+                ),
+            )
+        });
+        self.explain_scopes(introspected?, recorder)
+    }
+
+    /// The validator's checks, with one refetch for an unknown `kid` as the extractor does.
+    async fn explain_locally(
+        &self,
+        token: &str,
+        now: u64,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        // With several issuers, the one the token's `iss` names (as the extractor routes it).
+        let issuer = match self.0.issuers.route(token) {
+            Ok(issuer) => issuer,
+            Err(refused) => {
+                recorder.record(Check::Key, &Err(refused.clone()), || Detail {
+                    found: None,
+                    expected: Some(format!(
+                        "an `iss` naming one of {}",
+                        self.0.settings.issuers().collect::<Vec<_>>().join(", ")
+                    )),
+                });
+                return Err(refused);
+            }
+        };
+        let keys = match issuer.store.keys() {
+            Some(keys) => keys,
+            None => issuer.store.refetch().await.ok_or_else(|| {
+                let unavailable = keys_unavailable(issuer);
+                recorder.record(Check::Key, &Err(unavailable.clone()), || Detail {
+                    found: None,
+                    expected: Some(format!("the key set of {}", issuer.store.status().issuer)),
+                });
+                unavailable
+            })?,
+        };
+        let mut attempt = Recorder::default();
+        let mut verified = issuer
+            .validator
+            .verify_traced(token, &keys, now, &mut attempt);
+        if matches!(verified, Err(Error::InvalidToken(Reason::UnknownKey)))
+            && let Some(keys) = issuer.store.refetch().await
+        {
+            attempt = Recorder::default();
+            verified = issuer
+                .validator
+                .verify_traced(token, &keys, now, &mut attempt);
+        }
+        recorder.0.extend(attempt.0);
+        verified.map(|verified| verified.claims)
+    }
+
+    fn explain_scopes(
+        &self,
+        claims: AuthenticatedClaims,
+        recorder: &mut Recorder,
+    ) -> Result<AuthenticatedClaims, Error> {
+        let granted = claims.scopes().join(" ");
+        let checked = self.check_required_scopes(claims);
+        recorder.record(Check::Scopes, &verdict(&checked), || {
+            Detail::new(Some(granted), self.0.settings.required_scopes().join(" "))
+        });
+        checked
+    }
+}
+
+fn verdict<T>(result: &Result<T, Error>) -> Result<(), Error> {
+    result.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let issuers: Vec<&str> = self.0.settings.issuers().collect();
@@ -219,5 +478,32 @@ impl std::fmt::Debug for Guard {
 pub fn configure(guard: Guard) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(guard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{Error, Reason};
+    use crate::testing::TestIssuer;
+
+    #[actix_web::test]
+    async fn check_answers_as_the_extractor_does_for_a_bare_token() {
+        let issuer = TestIssuer::new();
+        let guard = issuer.guard_with(issuer.settings().with_required_scopes(["a"]));
+        let valid = issuer.token().scopes(["a"]).mint();
+        assert_eq!(
+            guard.check(&valid).await.map(|c| c.scopes().to_vec()),
+            Ok(vec!["a".to_owned()])
+        );
+        let unknown = issuer.token().unknown_key().mint();
+        assert_eq!(
+            guard.check(&unknown).await.err(),
+            Some(Error::InvalidToken(Reason::UnknownKey))
+        );
+        let no_scope = issuer.token().mint();
+        assert!(matches!(
+            guard.check(&no_scope).await,
+            Err(Error::InsufficientScope { .. })
+        ));
     }
 }

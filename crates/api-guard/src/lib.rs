@@ -40,6 +40,9 @@
 //! - Your own claims: take `AuthenticatedClaims<MyClaims>` (see [`AuthenticatedClaims`]).
 //! - Scopes for a whole scope of routes: wrap it in [`RequireScopes`], or [`require_token`]
 //!   for any valid token.
+//! - Opaque or revocable tokens: [`AuthSettings::with_introspection`] (RFC 7662, see
+//!   [`Introspection`]).
+//! - Why a token is refused: [`Guard::explain`] reports every check with the values compared.
 //! - Tests without a network or an issuer: the `test-util` feature's `testing::TestIssuer`
 //!   mints tokens and hands out a guard that trusts them.
 //!
@@ -60,6 +63,7 @@ mod extractor;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+mod introspection;
 mod issuers;
 mod jwks;
 mod middleware;
@@ -67,6 +71,7 @@ mod outside;
 mod settings;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+mod trace;
 mod url_rules;
 mod validator;
 
@@ -75,7 +80,11 @@ pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};
+pub use introspection::{
+    Introspection, IntrospectionMode, IntrospectionOutcome, IntrospectionStats,
+};
 pub use jwks::{FetchOutcome, KeyStoreStatus};
 pub use middleware::{RequireScopes, RequireScopesService, require_token};
 pub use settings::{AuthSettings, SettingsError};
+pub use trace::{Check, CheckReport, Explanation};
 pub use url_rules::is_https_or_loopback;

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use crate::Algorithm;
+use crate::introspection::Introspection;
 use crate::jwks::RefreshPolicy;
 use crate::url_rules::check_endpoint;
 
@@ -50,6 +51,7 @@ pub struct AuthSettings {
     /// The proxy for the https fetches, as parsed (its `Debug` hides the credentials).
     https_proxy: Option<Result<crate::jwks::Proxy, String>>,
     require_at_jwt: bool,
+    introspection: Option<Introspection>,
 }
 
 /// A setting [`AuthSettings::validate`] refused: which one, and what is wrong.
@@ -82,6 +84,7 @@ impl AuthSettings {
             extra_root_certificates: Vec::new(),
             https_proxy: None,
             require_at_jwt: false,
+            introspection: None,
         }
     }
 
@@ -255,6 +258,18 @@ impl AuthSettings {
         self
     }
 
+    /// Token introspection (RFC 7662): opaque tokens, or every token, are checked with the
+    /// issuer's introspection endpoint (see [`Introspection`]). Default: off.
+    pub fn with_introspection(mut self, introspection: Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
+    }
+
+    /// The introspection settings, if any were given (their mode may be off).
+    pub fn introspection(&self) -> Option<&Introspection> {
+        self.introspection.as_ref()
+    }
+
     /// Whether only `typ: at+jwt` tokens are accepted.
     pub fn require_at_jwt(&self) -> bool {
         self.require_at_jwt
@@ -388,6 +403,13 @@ impl AuthSettings {
                 "jwks_retry",
                 "the first wait must be above zero and not more than the longest".into(),
             );
+        }
+        if let Some((setting, problem)) = self
+            .introspection
+            .as_ref()
+            .and_then(|i| i.problem(self.jwks_uri.is_none()))
+        {
+            return error(setting, problem);
         }
         if self.token_cache_bytes > MAX_TOKEN_CACHE_BYTES {
             return error(

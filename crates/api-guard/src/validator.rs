@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::claims::{self, AuthenticatedClaims, Claim, Registered};
 use crate::error::{Error, Reason};
 use crate::jwks::{Key, KeySet};
+use crate::trace::{Check, Detail, NoTrace, Trace};
 use crate::{Algorithm, AuthSettings};
 
 /// Tokens longer than this are refused before any parsing. Okta's are about 1 KiB.
@@ -109,104 +110,220 @@ impl Validator {
         keys: &KeySet,
         now: u64,
     ) -> Result<Verified, Error> {
+        self.verify_traced(token, keys, now, &mut NoTrace)
+    }
+
+    /// [`Validator::verify_at`], reporting each check to `trace`.
+    pub(crate) fn verify_traced<T: Trace>(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+        trace: &mut T,
+    ) -> Result<Verified, Error> {
         let invalid = Error::InvalidToken;
         // 1. Size, then shape: three base64url segments (RFC 7515 §7.1).
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(invalid(Reason::TooLarge));
-        }
         let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid(Reason::Malformed));
+        let shape = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            _ if token.len() > MAX_TOKEN_BYTES => Err(invalid(Reason::TooLarge)),
+            (Some(header), Some(payload), Some(signature), None) if !signature.is_empty() => {
+                Ok((header, payload, signature))
+            }
+            _ => Err(invalid(Reason::Malformed)),
         };
-        if signature_b64.is_empty() {
-            return Err(invalid(Reason::Malformed));
-        }
+        trace.record(Check::Token, &verdict(&shape), || Detail {
+            found: Some(format!(
+                "{} bytes, {} segments",
+                token.len(),
+                token.split('.').count()
+            )),
+            expected: Some(format!(
+                "at most {MAX_TOKEN_BYTES} bytes, 3 segments (a JWS in compact form)"
+            )),
+        });
+        let (header_b64, payload_b64, signature_b64) = shape?;
         let segments = Segments {
             signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
             payload_b64,
             signature_b64,
         };
         // The header is parsed where it was decoded (borrowing its strings), and stays there.
-        with_decoded(header_b64, |bytes| {
-            self.verify_with_header(parse_json(bytes)?, &segments, keys, now)
-        })
+        let mut decoded = false;
+        let verified = with_decoded(header_b64, |bytes| {
+            decoded = true;
+            match parse_json(bytes) {
+                Ok(header) => self.verify_with_header(header, &segments, keys, now, trace),
+                Err(error) => {
+                    trace.record(Check::Header, &Err(error.clone()), || Detail {
+                        found: Some("not a JSON object naming each parameter once".into()),
+                        expected: None,
+                    });
+                    Err(error)
+                }
+            }
+        });
+        if !decoded {
+            trace.record(Check::Header, &verdict(&verified), || Detail {
+                found: Some("not base64url".into()),
+                expected: None,
+            });
+        }
+        verified
     }
 
-    fn verify_with_header(
+    fn verify_with_header<T: Trace>(
         &self,
         unverified_header: UnverifiedHeader<'_>,
         segments: &Segments<'_>,
         keys: &KeySet,
         now: u64,
+        trace: &mut T,
     ) -> Result<Verified, Error> {
         let invalid = Error::InvalidToken;
+        let unverified = &unverified_header;
 
-        // 2. The algorithm comes from our allow-list, never from the token (RFC 8725 §3.1):
+        // 2. Keys come only from the issuer's JWKS; unknown critical extensions reject
+        //    (RFC 7515 §4.1.11). Checked here, refused after the algorithm.
+        let header = if unverified.jku || unverified.jwk || unverified.x5u || unverified.x5c {
+            Err(invalid(Reason::KeyInHeader))
+        } else if unverified.crit {
+            Err(invalid(Reason::UnsupportedCritical))
+        } else {
+            Ok(())
+        };
+        trace.record(Check::Header, &header, || Detail {
+            found: Some(format!(
+                "alg {}, kid {}, typ {}{}",
+                shown(unverified.alg.as_deref()),
+                shown(unverified.kid.as_deref()),
+                shown(unverified.typ.as_deref()),
+                if unverified.crit { ", crit" } else { "" }
+            )),
+            expected: Some("no jku, jwk, x5u, x5c or crit".into()),
+        });
+
+        // 3. The algorithm comes from our allow-list, never from the token (RFC 8725 §3.1):
         //    `none`, HMAC and anything unlisted stop here.
-        let alg = unverified_header
+        let alg = unverified
             .alg
             .as_deref()
             .and_then(|unverified_alg| unverified_alg.parse::<Algorithm>().ok())
             .filter(|alg| self.algorithms.contains(alg))
-            .ok_or(invalid(Reason::AlgorithmNotAllowed))?;
+            .ok_or(invalid(Reason::AlgorithmNotAllowed));
+        trace.record(Check::Algorithm, &verdict(&alg), || {
+            let allowed: Vec<&str> = self.algorithms.iter().map(|a| a.name()).collect();
+            Detail::new(
+                unverified.alg.as_deref().map(str::to_owned),
+                allowed.join(","),
+            )
+        });
+        // The algorithm is refused first, then a key in the header, then `crit`.
+        let alg = alg?;
+        header?;
 
-        // 3. Keys come only from the issuer's JWKS; unknown critical extensions reject
-        //    (RFC 7515 §4.1.11); explicit typing keeps other JWTs out (RFC 8725 §3.11).
-        let unverified = &unverified_header;
-        if unverified.jku || unverified.jwk || unverified.x5u || unverified.x5c {
-            return Err(invalid(Reason::KeyInHeader));
-        }
-        if unverified.crit {
-            return Err(invalid(Reason::UnsupportedCritical));
-        }
+        // 4. Explicit typing keeps other JWTs out (RFC 8725 §3.11).
         let typed = match unverified.typ.as_deref() {
             None => !self.require_at_jwt,
             Some(typ) if self.require_at_jwt => is_at_jwt(typ),
             Some(typ) => is_access_token_type(typ),
         };
-        if !typed {
-            return Err(invalid(Reason::WrongType));
-        }
+        let typed = if typed {
+            Ok(())
+        } else {
+            Err(invalid(Reason::WrongType))
+        };
+        trace.record(Check::Type, &typed, || {
+            let expected = if self.require_at_jwt {
+                "at+jwt (strict typing)"
+            } else {
+                "at+jwt, JWT or none"
+            };
+            Detail::new(unverified.typ.as_deref().map(str::to_owned), expected)
+        });
+        typed?;
 
-        // 4. The key: by `kid`, and it must be made for this algorithm.
+        // 5. The key: by `kid`, and it must be made for this algorithm.
         let key = keys
             .key_for(unverified.kid.as_deref(), alg)
-            .map_err(invalid)?;
+            .map_err(invalid);
+        trace.record(Check::Key, &verdict(&key), || {
+            Detail::new(
+                unverified.kid.as_deref().map(str::to_owned),
+                format!(
+                    "one of the issuer's {} published key(s) for {}",
+                    keys.len(),
+                    alg.name()
+                ),
+            )
+        });
+        let key = key?;
 
-        // 5. The signature over `header.payload` (RFC 7515 §5.2), with the key parsed when
+        // 6. The signature over `header.payload` (RFC 7515 §5.2), with the key parsed when
         //    the key set was loaded.
         let mut signature = [0u8; MAX_SIGNATURE_BYTES + 3];
         let verified = URL_SAFE_NO_PAD
             .decode_slice(segments.signature_b64, &mut signature)
             .is_ok_and(|len| key.verify(alg, segments.signing_input.as_bytes(), &signature[..len]));
-        if !verified {
-            return Err(invalid(Reason::BadSignature));
-        }
+        let verified = if verified {
+            Ok(())
+        } else {
+            Err(invalid(Reason::BadSignature))
+        };
+        trace.record(Check::Signature, &verified, || Detail {
+            found: None,
+            expected: Some(format!("{} with the issuer's key", alg.name())),
+        });
+        verified?;
 
-        // 6. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4), read once: the checked
+        // 7. The claims, now verified (RFC 7519 §4.1, RFC 9068 §4), read once: the checked
         //    claims come out of one pass, and the JSON itself is kept for the caller.
         with_decoded(segments.payload_b64, |bytes| {
             let malformed = || invalid(Reason::Malformed);
-            let json = std::str::from_utf8(bytes).map_err(|_| malformed())?;
-            if !json.trim_ascii_start().starts_with('{') {
-                return Err(malformed());
+            let read = std::str::from_utf8(bytes)
+                .ok()
+                .filter(|json| json.trim_ascii_start().starts_with('{'))
+                .and_then(|json| Some((json, claims::read(json).ok()?)))
+                .ok_or_else(malformed);
+            let shape = read.as_ref().map_err(Clone::clone).and_then(|(_, claims)| {
+                // An ID token of the same issuer must not pass as an access token when its
+                // `aud` happens to be configured (RFC 8725 §3.12).
+                if claims.id_token_claim {
+                    return Err(invalid(Reason::WrongType));
+                }
+                // `sub`, `client_id`, `cid` and `scope` are strings when present: a `null`
+                // or a number is malformed, not absent (else a `null` client_id would fall
+                // back to cid).
+                if !claims.identity_claims_are_strings() {
+                    return Err(invalid(Reason::BadClaim));
+                }
+                Ok(())
+            });
+            trace.record(Check::Claims, &shape, || Detail {
+                found: None,
+                expected: Some(
+                    "a JSON object, each claim once, no ID-token claim (nonce, at_hash, c_hash), sub, client_id, cid and scope strings".into(),
+                ),
+            });
+            shape?;
+            let (json, claims) = read?;
+            let issuer = self.check_issuer(&claims);
+            trace.record(Check::Issuer, &issuer, || {
+                Detail::new(shown_claim(&claims.iss), self.issuer.clone())
+            });
+            if !T::GO_ON {
+                issuer.clone()?;
             }
-            let claims = claims::read(json).map_err(|_| malformed())?;
-            // An ID token of the same issuer must not pass as an access token when its `aud`
-            // happens to be configured (RFC 8725 §3.12).
-            if claims.id_token_claim {
-                return Err(invalid(Reason::WrongType));
+            let audience = self.check_audience(&claims);
+            trace.record(Check::Audience, &audience, || {
+                Detail::new(shown_claim(&claims.aud), self.audiences.join(","))
+            });
+            if !T::GO_ON {
+                audience.clone()?;
             }
-            // `sub`, `client_id`, `cid` and `scope` are strings when present: a `null` or a
-            // number is malformed, not absent (else a `null` client_id would fall back to cid).
-            if !claims.identity_claims_are_strings() {
-                return Err(invalid(Reason::BadClaim));
-            }
-            self.check_issuer(&claims)?;
-            self.check_audience(&claims)?;
-            let (valid_from, expires_at) = self.check_times(&claims, now)?;
+            let times = self.check_times(&claims, now, trace);
+            issuer?;
+            audience?;
+            let (valid_from, expires_at) = times?;
             Ok(Verified {
                 claims: AuthenticatedClaims::from_verified(json, &claims),
                 key: Arc::clone(key),
@@ -248,25 +365,104 @@ impl Validator {
 
     /// Checks `exp`, `nbf` and `iat` at `now`; returns from when (leeway included) and until
     /// when (`exp`, without leeway) the token may be taken as valid.
-    fn check_times(&self, claims: &Registered<'_>, now: u64) -> Result<(f64, f64), Error> {
+    fn check_times<T: Trace>(
+        &self,
+        claims: &Registered<'_>,
+        now: u64,
+        trace: &mut T,
+    ) -> Result<(f64, f64), Error> {
+        let expected = |rule: &str| format!("{rule} (leeway {}s)", self.leeway_secs);
         let now = now as f64;
         let leeway = self.leeway_secs as f64;
-        let exp = numeric_date(&claims.exp)?.ok_or(Error::InvalidToken(Reason::MissingClaim))?;
         // RFC 7519 §4.1.4: must be processed *before* `exp`.
-        if now >= exp + leeway {
-            return Err(Error::InvalidToken(Reason::Expired));
+        let exp = numeric_date(&claims.exp).and_then(|exp| match exp {
+            None => Err(Error::InvalidToken(Reason::MissingClaim)),
+            Some(exp) if now >= exp + leeway => Err(Error::InvalidToken(Reason::Expired)),
+            Some(exp) => Ok(exp),
+        });
+        trace.record(Check::Expiry, &verdict(&exp), || {
+            Detail::new(shown_claim(&claims.exp), expected("in the future"))
+        });
+        if !T::GO_ON {
+            exp.clone()?;
         }
-        let nbf = numeric_date(&claims.nbf)?;
-        if nbf.is_some_and(|nbf| nbf > now + leeway) {
-            return Err(Error::InvalidToken(Reason::NotYetValid));
+        let nbf = numeric_date(&claims.nbf).and_then(|nbf| match nbf {
+            Some(nbf) if nbf > now + leeway => Err(Error::InvalidToken(Reason::NotYetValid)),
+            nbf => Ok(nbf),
+        });
+        trace.record(Check::NotBefore, &verdict(&nbf), || {
+            Detail::new(shown_claim(&claims.nbf), expected("in the past, or none"))
+        });
+        if !T::GO_ON {
+            nbf.clone()?;
         }
-        let iat = numeric_date(&claims.iat)?;
-        if iat.is_some_and(|iat| iat > now + leeway) {
-            return Err(Error::InvalidToken(Reason::IssuedInFuture));
-        }
+        let iat = numeric_date(&claims.iat).and_then(|iat| match iat {
+            Some(iat) if iat > now + leeway => Err(Error::InvalidToken(Reason::IssuedInFuture)),
+            iat => Ok(iat),
+        });
+        trace.record(Check::IssuedAt, &verdict(&iat), || {
+            Detail::new(shown_claim(&claims.iat), expected("in the past, or none"))
+        });
+        let (exp, nbf, iat) = (exp?, nbf?, iat?);
         let valid_from = nbf.unwrap_or(0.0).max(iat.unwrap_or(0.0)) - leeway;
         Ok((valid_from, exp))
     }
+}
+
+/// The pass or failure of a step that produced a value, for a report.
+fn verdict<T>(result: &Result<T, Error>) -> Result<(), Error> {
+    result.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+impl Validator {
+    /// Checks an active introspection answer's claims (RFC 7662 §2.2) as a token's would be
+    /// checked: `iss`, `aud`, then `exp`, `nbf` and `iat` at `now`. For an opaque token
+    /// (`required`) the answer is all there is, so `iss`, `aud` and `exp` must be present;
+    /// for a JWT, already checked locally, the answer's are checked when it has them.
+    /// Returns the answer's `exp`, if any.
+    pub(crate) fn check_introspected(
+        &self,
+        claims: &Registered<'_>,
+        now: u64,
+        required: bool,
+    ) -> Result<Option<f64>, Error> {
+        if required || claims.iss.is_some() {
+            self.check_issuer(claims)?;
+        }
+        if required || claims.aud.is_some() {
+            self.check_audience(claims)?;
+        }
+        if required || claims.exp.is_some() {
+            let (_, exp) = self.check_times(claims, now, &mut NoTrace)?;
+            return Ok(Some(exp));
+        }
+        Ok(None)
+    }
+}
+
+/// An unverified header value for a report.
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}"))
+}
+
+/// A claim's value for a report: a string as is, a number, a list of strings joined.
+fn shown_claim(claim: &Option<Claim<'_>>) -> Option<String> {
+    Some(match claim.as_ref()? {
+        Claim::Str(value) => value.to_string(),
+        Claim::Number(value) => value.to_string(),
+        Claim::List {
+            strings,
+            only_strings,
+        } => {
+            let listed = strings.join(",");
+            if *only_strings {
+                format!("[{listed}]")
+            } else {
+                format!("[{listed}, and values that are not strings]")
+            }
+        }
+        Claim::Other => "(not a string, number or list)".to_owned(),
+    })
 }
 
 /// RFC 7519 §2 NumericDate: a JSON number of seconds; anything else is a malformed claim.

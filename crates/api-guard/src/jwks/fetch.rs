@@ -117,6 +117,8 @@ pub(crate) struct Fetched {
     pub uri: String,
     /// The issuer's `token_endpoint`, when discovery found a usable one.
     pub token_endpoint: Option<String>,
+    /// The issuer's `introspection_endpoint` (RFC 8414 §2), when discovery found a usable one.
+    pub introspection_endpoint: Option<String>,
 }
 
 /// What discovery learned from the issuer's metadata.
@@ -124,6 +126,7 @@ pub(crate) struct Fetched {
 pub(crate) struct Discovered {
     pub(crate) jwks_uri: String,
     pub(crate) token_endpoint: Option<String>,
+    pub(crate) introspection_endpoint: Option<String>,
 }
 
 /// How fetches reach the issuer: the certificates trusted besides the built-in roots, and
@@ -135,19 +138,21 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    /// An HTTP client for fetches from the issuer: the built-in roots plus the extra ones,
-    /// through the proxy where it applies, no redirects, every request bounded by
-    /// [`REQUEST_TIMEOUT`].
-    pub(crate) fn client(&self) -> awc::Client {
-        if let Some(proxy) = &self.proxy {
-            log::info!(
-                "fetches from the issuer over https go through the proxy {} (HTTPS_PROXY), except to NO_PROXY hosts",
-                proxy.display()
-            );
+    /// What `settings` say: their extra roots (checked by `validate`) and proxy.
+    pub(crate) fn of(settings: &crate::AuthSettings) -> Outbound {
+        Outbound {
+            extra_roots: settings.extra_roots().unwrap_or_default(),
+            proxy: settings.https_proxy(),
         }
+    }
+
+    /// An HTTP client for calls to the issuer (the key store's, the introspection client's):
+    /// the built-in roots plus the extra ones, through the proxy where it applies, a connect
+    /// timeout, `timeout` per request, no redirects and api-guard's `User-Agent`.
+    pub(crate) fn client(&self, timeout: Duration) -> awc::Client {
         let mut connector = awc::Connector::new()
             .connector(ProxyConnector::new(self.proxy.clone()))
-            .timeout(CONNECT_TIMEOUT);
+            .timeout(CONNECT_TIMEOUT.min(timeout));
         if !self.extra_roots.is_empty() {
             // awc's own TLS configuration, as `Connector::new` builds it, plus the extra roots.
             let mut roots: rustls::RootCertStore =
@@ -161,7 +166,7 @@ impl Outbound {
         }
         awc::Client::builder()
             .connector(connector)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .disable_redirects()
             .add_default_header((
                 header::USER_AGENT,
@@ -182,7 +187,7 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// A fetcher for `source`, with its own HTTP client (see [`Outbound::client`]).
     pub(crate) fn new(source: Source, outbound: &Outbound) -> Self {
-        let client = outbound.client();
+        let client = outbound.client(REQUEST_TIMEOUT);
         Fetcher {
             client,
             source,
@@ -193,21 +198,27 @@ impl Fetcher {
     /// Fetches the key set, discovering its URL first if needed. The error is one line for
     /// the operator's log.
     pub(crate) async fn fetch(&mut self) -> Result<Fetched, FetchError> {
-        let (uri, token_endpoint) = match (&self.source, &self.discovered) {
-            (Source::Fixed { jwks_uri }, _) => (jwks_uri.clone(), None),
-            (Source::Discover { .. }, Some(found)) => {
-                (found.jwks_uri.clone(), found.token_endpoint.clone())
-            }
+        let found = match (&self.source, &self.discovered) {
+            (Source::Fixed { jwks_uri }, _) => Discovered {
+                jwks_uri: jwks_uri.clone(),
+                token_endpoint: None,
+                introspection_endpoint: None,
+            },
+            (Source::Discover { .. }, Some(found)) => found.clone(),
             (Source::Discover { issuer }, None) => {
                 let found = self.discover(&issuer.clone()).await?;
                 self.discovered = Some(found.clone());
-                (found.jwks_uri, found.token_endpoint)
+                found
             }
         };
-        let result = self.fetch_keys(&uri).await.map(|fetched| Fetched {
-            token_endpoint,
-            ..fetched
-        });
+        let result = self
+            .fetch_keys(&found.jwks_uri)
+            .await
+            .map(|fetched| Fetched {
+                token_endpoint: found.token_endpoint,
+                introspection_endpoint: found.introspection_endpoint,
+                ..fetched
+            });
         if result.is_err() {
             // The metadata may have moved the key set: discover again next time.
             self.discovered = None;
@@ -231,6 +242,7 @@ impl Fetcher {
             max_age,
             uri: uri.to_owned(),
             token_endpoint: None,
+            introspection_endpoint: None,
         })
     }
 
@@ -327,6 +339,7 @@ pub(crate) fn read_metadata(url: &str, body: &[u8], issuer: &str) -> Result<Disc
         issuer: Option<String>,
         jwks_uri: Option<String>,
         token_endpoint: Option<String>,
+        introspection_endpoint: Option<String>,
     }
     let metadata: Metadata = serde_json::from_slice(body)
         .map_err(|_| format!("{url} is not a JSON metadata document"))?;
@@ -363,20 +376,24 @@ pub(crate) fn read_metadata(url: &str, body: &[u8], issuer: &str) -> Result<Disc
             quoted(&jwks_uri)
         ));
     };
-    // Only named to clients (in /openapi.json), never fetched: an unusable one is dropped.
-    let token_endpoint = metadata.token_endpoint.and_then(|endpoint| {
-        let usable = acceptable(&endpoint);
-        if usable.is_none() {
-            log::warn!(
-                "{url}: ignoring `token_endpoint` {}: not an https URL of at most {MAX_URL_CHARS} characters",
-                quoted(&endpoint)
-            );
-        }
-        usable
-    });
+    // An unusable endpoint is dropped: the token endpoint is only named to clients (in
+    // /openapi.json); the introspection endpoint is called only when introspection is on.
+    let usable = |name: &str, endpoint: Option<String>| {
+        endpoint.and_then(|endpoint| {
+            let usable = acceptable(&endpoint);
+            if usable.is_none() {
+                log::warn!(
+                    "{url}: ignoring `{name}` {}: not an https URL of at most {MAX_URL_CHARS} characters",
+                    quoted(&endpoint)
+                );
+            }
+            usable
+        })
+    };
     Ok(Discovered {
         jwks_uri,
-        token_endpoint,
+        token_endpoint: usable("token_endpoint", metadata.token_endpoint),
+        introspection_endpoint: usable("introspection_endpoint", metadata.introspection_endpoint),
     })
 }
 
@@ -421,6 +438,30 @@ mod tests {
                 "https://tenant.example.com/.well-known/openid-configuration",
             ]
         );
+    }
+
+    #[test]
+    fn the_introspection_endpoint_is_kept_when_usable_and_dropped_when_not() {
+        let issuer = "https://issuer.example";
+        let document = |endpoint: &str| {
+            serde_json::json!({
+                "issuer": issuer,
+                "jwks_uri": "https://issuer.example/keys",
+                "introspection_endpoint": endpoint,
+            })
+            .to_string()
+        };
+        let read = |endpoint| {
+            read_metadata("u", document(endpoint).as_bytes(), issuer)
+                .expect("usable metadata")
+                .introspection_endpoint
+        };
+        assert_eq!(
+            read("https://issuer.example/v1/introspect").as_deref(),
+            Some("https://issuer.example/v1/introspect")
+        );
+        assert_eq!(read("http://elsewhere.example/introspect"), None);
+        assert_eq!(read("not a url"), None);
     }
 
     #[test]

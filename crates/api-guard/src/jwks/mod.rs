@@ -55,6 +55,8 @@ struct Shared {
     keys: ArcSwapOption<KeySet>,
     /// The issuer's `token_endpoint`, kept from the last discovery that named one.
     token_endpoint: ArcSwapOption<String>,
+    /// The issuer's `introspection_endpoint`, kept from the last discovery that named one.
+    introspection_endpoint: ArcSwapOption<String>,
     state: Mutex<FetchState>,
     /// Counts completed fetch attempts (success or failure); askers wait for it to move.
     completed: watch::Sender<u64>,
@@ -112,6 +114,7 @@ impl JwksStore {
             issuer: issuer.into(),
             keys: ArcSwapOption::empty(),
             token_endpoint: ArcSwapOption::empty(),
+            introspection_endpoint: ArcSwapOption::empty(),
             state: Mutex::new(FetchState {
                 in_flight: true,
                 ..FetchState::default()
@@ -140,6 +143,7 @@ impl JwksStore {
             issuer: issuer.into(),
             keys: ArcSwapOption::new(Some(Arc::new(keys))),
             token_endpoint: ArcSwapOption::empty(),
+            introspection_endpoint: ArcSwapOption::empty(),
             state: Mutex::new(FetchState {
                 loaded_at: Some((Instant::now(), Duration::MAX)),
                 ..FetchState::default()
@@ -169,6 +173,12 @@ impl JwksStore {
     /// `None` before that, and always with a fixed `AUTH_JWKS_URI` (no discovery).
     pub(crate) fn token_endpoint(&self) -> Option<Arc<String>> {
         self.shared.token_endpoint.load_full()
+    }
+
+    /// The `introspection_endpoint` the issuer's metadata named, once discovery has
+    /// succeeded (RFC 8414 §2). `None` before that, and always with a fixed JWKS URL.
+    pub(crate) fn introspection_endpoint(&self) -> Option<Arc<String>> {
+        self.shared.introspection_endpoint.load_full()
     }
 
     /// Whether a key set is loaded: the readiness of the service.
@@ -286,6 +296,9 @@ impl Shared {
                 self.keys.store(Some(Arc::new(keys)));
                 if let Some(endpoint) = fetched.token_endpoint {
                     self.token_endpoint.store(Some(Arc::new(endpoint)));
+                }
+                if let Some(endpoint) = fetched.introspection_endpoint {
+                    self.introspection_endpoint.store(Some(Arc::new(endpoint)));
                 }
                 state.loaded_at = Some((now, lifetime));
                 state.consecutive_failures = 0;
