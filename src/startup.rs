@@ -141,7 +141,9 @@ impl Application {
         // never answer cross-origin (a page must not fetch tokens with the default secret).
         let dev_prefix = dev_prefix(&dev_issuer);
         let dev_mode = dev_prefix.is_some();
-        let published = web::Data::new(published(&config, &issuer, &dev_issuer));
+        let published = published(&config, &issuer, &dev_issuer)
+            .with_authorization_servers(config.auth.issuers());
+        let published = web::Data::new(published);
         let public_url = PublicUrl::new(config.public_url.as_deref());
         let app_guard = guard.clone();
         let telemetry = Telemetry::new(config.trusted_proxies.clone(), Drain::default());
@@ -441,13 +443,17 @@ pub fn print_banner(app: &Application) {
         );
         return;
     }
-    let keys = if app.guard().is_ready() {
+    let stores = app.guard().key_stores();
+    let keys = if stores.iter().all(|store| store.keys > 0) {
         "signing keys loaded"
+    } else if app.guard().is_ready() {
+        "signing keys of some issuers not loaded yet: their tokens answer 503 until they are (see /health/ready)"
     } else {
         "signing keys not loaded yet: protected routes answer 503 and /health/ready 503 until they are"
     };
+    let issuers: Vec<&str> = stores.iter().map(|store| store.issuer.as_str()).collect();
     log::info!(
         "api-guard is listening on {base}; accepting tokens of {}; {keys}",
-        app.issuer()
+        issuers.join(", ")
     );
 }

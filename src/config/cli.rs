@@ -44,16 +44,18 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Issuer URL of the authorization server, e.g. https://dev-123456.okta.com/oauth2/default.
-    /// https is required except for loopback hosts.
-    #[arg(long, env = "AUTH_ISSUER", value_name = "URL", help_heading = ISSUER)]
+    /// Issuer URL of the authorization server, e.g. https://dev-123456.okta.com/oauth2/default,
+    /// exactly as tokens carry it in `iss`; https is required except for loopback hosts.
+    /// Comma-separated for several (e.g. two Okta authorization servers, or old and new
+    /// during a migration): each gets its own key store, used only for tokens naming it.
+    #[arg(long, env = "AUTH_ISSUER", value_name = "URLS", help_heading = ISSUER)]
     pub issuer: Option<String>,
 
     /// The Okta Spring Boot starter's name for AUTH_ISSUER; set one of the two.
     #[arg(
         long,
         env = "OKTA_OAUTH2_ISSUER",
-        value_name = "URL",
+        value_name = "URLS",
         help_heading = ISSUER
     )]
     pub okta_oauth2_issuer: Option<String>,
@@ -73,11 +75,12 @@ pub struct Cli {
     #[arg(long, env = "OKTA_DOMAIN", value_name = "HOST", help_heading = ISSUER)]
     pub okta_domain: Option<String>,
 
-    /// Okta authorization server id, used with OKTA_DOMAIN.
+    /// Okta authorization server id, used with OKTA_DOMAIN; comma-separated for several
+    /// issuers of one org, e.g. default,aus0second.
     #[arg(
         long,
         env = "OKTA_AUTH_SERVER",
-        value_name = "ID",
+        value_name = "IDS",
         default_value = "default",
         help_heading = ISSUER
     )]
@@ -97,13 +100,15 @@ pub struct Cli {
     )]
     pub okta_oauth2_audience: Option<String>,
 
-    /// The issuer's JWKS URL, to skip discovery. Default: discovered from the issuer's metadata.
+    /// The issuer's JWKS URL, to skip discovery; not with several issuers (each has its own
+    /// keys). Default: discovered from the issuer's metadata.
     #[arg(long, env = "AUTH_JWKS_URI", value_name = "URL", help_heading = KEYS)]
     pub jwks_uri: Option<String>,
 
     /// The issuer's token endpoint, named in /openapi.json so that clients (Postman's
-    /// "Import > OpenAPI") know where to get a token. Default: the `token_endpoint` of the
-    /// issuer's metadata once discovered, else {issuer}/v1/token (Okta's layout).
+    /// "Import > OpenAPI") know where to get a token (the first issuer's, with several).
+    /// Default: the `token_endpoint` of the issuer's metadata once discovered, else
+    /// {issuer}/v1/token (Okta's layout).
     #[arg(long, env = "AUTH_TOKEN_URL", value_name = "URL", help_heading = ISSUER)]
     pub token_url: Option<String>,
 

@@ -11,7 +11,10 @@ use super::{Cli, ConfigError, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, Issuer, erro
 use crate::telemetry::{LogFormat, TrustedProxies};
 
 pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
-    let issuer = alias(
+    if cli.dev {
+        return Ok(Issuer::Development);
+    }
+    let issuers = issuer_list(
         ("AUTH_ISSUER (--issuer)", &cli.issuer),
         (
             "OKTA_OAUTH2_ISSUER (--okta-oauth2-issuer)",
@@ -19,18 +22,71 @@ pub(super) fn issuer(cli: &Cli) -> Result<Issuer, ConfigError> {
         ),
     )?;
     let domain = non_empty(&cli.okta_domain);
-    if cli.dev {
-        return Ok(Issuer::Development);
-    }
-    match (issuer, domain) {
+    match (issuers, domain) {
         (Some(_), Some(_)) => Err(error(
             "AUTH_ISSUER (--issuer)",
             "set either AUTH_ISSUER or OKTA_DOMAIN, not both",
         )),
-        (Some(url), None) => Ok(Issuer::Url(url.to_owned())),
-        (None, Some(domain)) => okta_issuer(domain, &cli.okta_auth_server).map(Issuer::Url),
+        (Some(urls), None) => Ok(Issuer::Urls(urls)),
+        (None, Some(domain)) => {
+            let servers = items(
+                "OKTA_AUTH_SERVER (--okta-auth-server)",
+                &cli.okta_auth_server,
+            )?;
+            if let Some(twice) = servers
+                .iter()
+                .enumerate()
+                .find_map(|(i, server)| servers[..i].contains(server).then_some(server))
+            {
+                return Err(error(
+                    "OKTA_AUTH_SERVER (--okta-auth-server)",
+                    format!("`{twice}` is listed twice; list each authorization server once"),
+                ));
+            }
+            let urls = servers
+                .iter()
+                .map(|server| okta_issuer(domain, server))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Issuer::Urls(urls))
+        }
         (None, None) => Err(error("AUTH_ISSUER (--issuer)", missing_issuer(cli))),
     }
+}
+
+/// The issuers of `AUTH_ISSUER` or its alias (a comma-separated list each), or `None` when
+/// neither is set: either name, or both when their lists are the same.
+fn issuer_list(
+    (name, value): (&'static str, &Option<String>),
+    (alias_name, alias_value): (&'static str, &Option<String>),
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let list = |name, value| non_empty(value).map(|v| items(name, v)).transpose();
+    match (list(name, value)?, list(alias_name, alias_value)?) {
+        (Some(a), Some(b)) if a != b => Err(error(
+            name,
+            format!(
+                "differs from {alias_name}, which names the same setting; set one of the two, or both to the same value"
+            ),
+        )),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+/// A comma-separated list in which every item counts: an empty one (`a,,b`, a trailing `,`)
+/// is a mistake, named rather than skipped. A list is checked for repeats by the library,
+/// which knows each item's meaning.
+fn items(setting: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let items: Vec<String> = value.split(',').map(|i| i.trim().to_owned()).collect();
+    if let Some(n) = items.iter().position(String::is_empty) {
+        return Err(error(
+            setting,
+            format!(
+                "item {} of `{value}` is empty; separate several with single commas, e.g. https://dev-123456.okta.com/oauth2/default,https://dev-123456.okta.com/oauth2/aus0second",
+                n + 1
+            ),
+        ));
+    }
+    Ok(items)
 }
 
 /// Why no issuer is configured, and what to set: another tool's name for it, when one is

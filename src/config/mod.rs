@@ -32,8 +32,9 @@ use fields::{
 enum Issuer {
     /// The built-in development issuer (`--dev`); its URL is known once the port is bound.
     Development,
-    /// An external authorization server, exactly as tokens carry it in `iss`.
-    Url(String),
+    /// External authorization servers, each exactly as its tokens carry it in `iss`: one,
+    /// or several (`AUTH_ISSUER` is a comma-separated list).
+    Urls(Vec<String>),
 }
 
 /// What happens between SIGTERM (or SIGINT) and exit.
@@ -179,8 +180,8 @@ impl Config {
         let upstream = upstream::upstream(&cli)?;
         let bind = bind(&cli.bind)?;
         let audiences = audience(&cli)?;
-        let (issuer, dev) = match issuer(&cli)? {
-            Issuer::Url(url) => (url, None),
+        let (issuers, dev) = match issuer(&cli)? {
+            Issuer::Urls(urls) => (urls, None),
             Issuer::Development => {
                 let dev = DevClient {
                     client_id: non_empty_setting(
@@ -194,10 +195,14 @@ impl Config {
                 };
                 // Its URL until the port is bound; a non-loopback BIND_ADDR is refused then.
                 let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, bind.port()));
-                (dev_issuer_url(loopback), Some(dev))
+                (vec![dev_issuer_url(loopback)], Some(dev))
             }
         };
-        let mut auth = AuthSettings::new(issuer)
+        let Some((first, additional)) = issuers.split_first() else {
+            return Err(error("AUTH_ISSUER (--issuer)", "names no issuer"));
+        };
+        let mut auth = AuthSettings::new(first)
+            .with_additional_issuers(additional)
             .with_audiences(audiences)
             .with_algorithms(algorithms(&cli.algorithms)?)
             .with_leeway(Duration::from_secs(seconds(
@@ -418,7 +423,7 @@ pub fn dev_issuer_url(addr: SocketAddr) -> String {
 /// The library's complaint about a setting, named by its variable and flag.
 pub(crate) fn auth_setting_error(refused: SettingsError) -> ConfigError {
     let setting = match refused.setting {
-        "issuer" => "AUTH_ISSUER (--issuer)",
+        "issuer" | "additional_issuers" => "AUTH_ISSUER (--issuer)",
         "jwks_uri" => "AUTH_JWKS_URI (--jwks-uri)",
         "audiences" => "AUTH_AUDIENCE (--audience)",
         "algorithms" => "AUTH_ALGORITHMS (--algorithms)",
@@ -471,6 +476,99 @@ mod tests {
             config.map(|c| c.auth.issuer().to_owned()).ok().as_deref(),
             Some("https://dev-1.okta.com/oauth2/aus1")
         );
+    }
+
+    #[test]
+    fn auth_issuer_is_a_comma_separated_list_of_issuers_each_checked() {
+        const A: &str = "https://dev-1.okta.com/oauth2/default";
+        const B: &str = "https://dev-1.okta.com/oauth2/aus0second";
+        let issuers = |args: &[&str]| {
+            Config::from_cli(cli(args))
+                .map(|c| c.auth.issuers().map(str::to_owned).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        let both = Ok(vec![A.to_owned(), B.to_owned()]);
+        assert_eq!(issuers(&["--issuer", &format!("{A}, {B}")]), both);
+        assert_eq!(
+            issuers(&[
+                "--issuer",
+                &format!("{A},{B}"),
+                "--okta-oauth2-issuer",
+                &format!("{A} ,{B}")
+            ]),
+            both,
+            "the alias may repeat the same list"
+        );
+        assert_eq!(
+            issuers(&[
+                "--okta-domain",
+                "dev-1.okta.com",
+                "--okta-auth-server",
+                "default, aus0second"
+            ]),
+            both,
+            "OKTA_AUTH_SERVER lists the org's servers"
+        );
+        assert_eq!(
+            issuers(&["--dev", "--issuer", &format!("{A},{B}")]).map(|i| i.len()),
+            Ok(1)
+        );
+        for (args, expected) in [
+            (
+                vec!["--issuer", "https://a.example/x,,https://b.example/y"],
+                "AUTH_ISSUER (--issuer): item 2 of `https://a.example/x,,https://b.example/y` is empty;",
+            ),
+            (
+                vec!["--issuer", "https://a.example/x,"],
+                "AUTH_ISSUER (--issuer): item 2 of",
+            ),
+            (
+                vec!["--issuer", &format!("{A},{B},{A}")],
+                "AUTH_ISSUER (--issuer): `https://dev-1.okta.com/oauth2/default` is listed twice",
+            ),
+            (
+                vec!["--issuer", &format!("{A},{A}/")],
+                "AUTH_ISSUER (--issuer): `https://dev-1.okta.com/oauth2/default` and `https://dev-1.okta.com/oauth2/default/` differ only by a trailing `/`",
+            ),
+            (
+                vec!["--issuer", &format!("{A},http://b.example/x")],
+                "AUTH_ISSUER (--issuer): `http://b.example/x` uses http;",
+            ),
+            (
+                vec!["--issuer", &format!("{A},{B}"), "--okta-oauth2-issuer", A],
+                "AUTH_ISSUER (--issuer): differs from OKTA_OAUTH2_ISSUER",
+            ),
+            (
+                vec![
+                    "--okta-domain",
+                    "dev-1.okta.com",
+                    "--okta-auth-server",
+                    "default,default",
+                ],
+                "OKTA_AUTH_SERVER (--okta-auth-server): `default` is listed twice",
+            ),
+            (
+                vec![
+                    "--okta-domain",
+                    "dev-1.okta.com",
+                    "--okta-auth-server",
+                    "default,",
+                ],
+                "OKTA_AUTH_SERVER (--okta-auth-server): item 2 of `default,` is empty",
+            ),
+            (
+                vec![
+                    "--issuer",
+                    &format!("{A},{B}"),
+                    "--jwks-uri",
+                    "https://dev-1.okta.com/oauth2/default/v1/keys",
+                ],
+                "AUTH_JWKS_URI (--jwks-uri): one JWKS URL cannot hold the keys of 2 issuers",
+            ),
+        ] {
+            let message = problem(&args);
+            assert!(message.starts_with(expected), "{args:?}: {message}");
+        }
     }
 
     #[test]

@@ -13,9 +13,9 @@ use crate::telemetry::Drain;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
-    /// The issuer's signing keys are loaded: 200.
+    /// The signing keys of at least one issuer are loaded: 200.
     Ready,
-    /// No signing keys yet: 503.
+    /// No issuer's signing keys yet: 503.
     NotReady,
     /// A shutdown signal started the drain: 503, send new requests elsewhere.
     Draining,
@@ -52,10 +52,10 @@ impl ReadyStatus {
 pub struct Readiness {
     /// Where the service stands.
     pub status: ReadyStatus,
-    /// Keys loaded, when ready.
+    /// Keys loaded, when ready: of every issuer, added up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys: Option<usize>,
-    /// Age of the key set, when ready.
+    /// Age of the key set, when ready: with several issuers, of the oldest one loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_age_secs: Option<u64>,
     /// Why not ready.
@@ -66,6 +66,20 @@ pub struct Readiness {
     /// protected request can pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop_replay_store: Option<&'static str>,
+    /// Each issuer's key store, in the order of `AUTH_ISSUER`.
+    pub issuers: Vec<IssuerReadiness>,
+}
+
+/// One issuer's part of `/health/ready`.
+#[derive(Debug, Serialize)]
+pub struct IssuerReadiness {
+    /// The issuer, as its tokens carry it in `iss`.
+    pub issuer: String,
+    /// Its keys loaded now; 0 while none are (its tokens answer 503).
+    pub keys: usize,
+    /// Age of its key set, once one is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_age_secs: Option<u64>,
 }
 
 /// The body of `/health/live`.
@@ -81,9 +95,9 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "live" })
 }
 
-/// 200 once the issuer's signing keys are loaded; 503 before, so no traffic is routed to a
-/// replica that could only answer 503 on protected routes, and 503 again once a shutdown
-/// signal started the drain.
+/// 200 once the signing keys of at least one issuer are loaded; 503 before, so no traffic is
+/// routed to a replica that could only answer 503 on protected routes, and 503 again once a
+/// shutdown signal started the drain.
 #[get("/health/ready")]
 pub async fn ready(req: HttpRequest) -> HttpResponse {
     let readiness = readiness(&req);
@@ -96,37 +110,54 @@ fn readiness(req: &HttpRequest) -> Readiness {
         .map(|guard| (guard.settings().dpop_mode(), guard.replay_store_available()))
         .filter(|(mode, _)| *mode != DpopMode::Off);
     let dpop_replay_store = dpop.map(|(_, up)| if up { "available" } else { "unavailable" });
-    let not_ready = |status, reason| Readiness {
+    let issuers: Vec<IssuerReadiness> = guard
+        .map(Guard::key_stores)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|store| IssuerReadiness {
+            issuer: store.issuer,
+            keys: store.keys,
+            keys_age_secs: store.age.filter(|_| store.keys > 0).map(|a| a.as_secs()),
+        })
+        .collect();
+    let not_ready = |status, reason, issuers| Readiness {
         status,
         keys: None,
         keys_age_secs: None,
         reason: Some(reason),
         dpop_replay_store,
+        issuers,
     };
     if req.app_data::<Drain>().is_some_and(Drain::is_draining) {
         return not_ready(
             ReadyStatus::Draining,
             "shutting down: finishing requests in flight, send new ones elsewhere",
+            issuers,
         );
     }
     if dpop == Some((DpopMode::Required, false)) {
         return not_ready(
             ReadyStatus::NotReady,
             "AUTH_DPOP is required and the DPoP replay store (DPOP_REPLAY_STORE) cannot be reached",
+            issuers,
         );
     }
-    match guard.map(Guard::key_store) {
-        Some(store) if store.keys > 0 => Readiness {
-            status: ReadyStatus::Ready,
-            keys: Some(store.keys),
-            keys_age_secs: store.age.map(|age| age.as_secs()),
-            reason: None,
-            dpop_replay_store,
-        },
-        _ => not_ready(
-            ReadyStatus::NotReady,
-            "the issuer's signing keys are not loaded yet",
-        ),
+    let keys: usize = issuers.iter().map(|issuer| issuer.keys).sum();
+    if keys == 0 {
+        let reason = if issuers.len() > 1 {
+            "no issuer's signing keys are loaded yet"
+        } else {
+            "the issuer's signing keys are not loaded yet"
+        };
+        return not_ready(ReadyStatus::NotReady, reason, issuers);
+    }
+    Readiness {
+        status: ReadyStatus::Ready,
+        keys: Some(keys),
+        keys_age_secs: issuers.iter().filter_map(|i| i.keys_age_secs).max(),
+        reason: None,
+        dpop_replay_store,
+        issuers,
     }
 }
 

@@ -110,7 +110,7 @@ pub fn document(public_url: &str, token_url: &str, published: &Published) -> Val
             "/health/ready": {"get": {
                 "tags": ["health"],
                 "operationId": "ready",
-                "summary": "200 once the issuer's signing keys are loaded, 503 before",
+                "summary": "200 once the signing keys of at least one issuer are loaded, 503 before",
                 "security": [],
                 "responses": {
                     "200": json_response("Ready", "Ready"),
@@ -201,6 +201,19 @@ fn schemas() -> Value {
         "enum": ["available", "unavailable"],
         "description": "whether the DPoP replay store can answer; absent with AUTH_DPOP=off",
     });
+    let issuers = json!({
+        "type": "array",
+        "description": "Each issuer's key store, in the order of AUTH_ISSUER",
+        "items": {
+            "type": "object",
+            "required": ["issuer", "keys"],
+            "properties": {
+                "issuer": {"type": "string"},
+                "keys": {"type": "integer", "description": "0 while none are loaded: that issuer's tokens answer 503"},
+                "keys_age_secs": {"type": "integer", "nullable": true},
+            },
+        },
+    });
     json!({
         "Error": {
             "type": "object",
@@ -232,21 +245,23 @@ fn schemas() -> Value {
         },
         "Ready": {
             "type": "object",
-            "required": ["status", "keys"],
+            "required": ["status", "keys", "issuers"],
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::OK)},
-                "keys": {"type": "integer"},
+                "keys": {"type": "integer", "description": "Keys loaded, of every issuer"},
                 "keys_age_secs": {"type": "integer", "nullable": true},
                 "dpop_replay_store": dpop_replay_store.clone(),
+                "issuers": issuers.clone(),
             },
         },
         "NotReady": {
             "type": "object",
-            "required": ["status", "reason"],
+            "required": ["status", "reason", "issuers"],
             "properties": {
                 "status": {"type": "string", "enum": ready_statuses(StatusCode::SERVICE_UNAVAILABLE)},
                 "reason": {"type": "string"},
                 "dpop_replay_store": dpop_replay_store,
+                "issuers": issuers,
             },
         },
         "ProtectedResourceMetadata": {

@@ -31,29 +31,37 @@ pub async fn metrics(req: HttpRequest) -> HttpResponse {
         .body(out.into_text())
 }
 
-/// Metrics read from the guard when scraped: one line each.
+/// Metrics read from the guard when scraped. The key store's carry an `issuer` label: one of
+/// the configured issuers (never a value from a token), so the label set stays bounded.
 fn read_from_guard(out: &mut Exposition, guard: &Guard) {
-    let status = guard.key_store();
-    out.gauge(
+    let stores = guard.key_stores();
+    out.family(
         "api_guard_jwks_keys",
-        "Signing keys in the current key set (0: none loaded)",
-        status.keys,
-    );
-    if let Some(age) = status.age {
-        out.gauge(
-            "api_guard_jwks_age_seconds",
-            "Seconds since the current key set was fetched",
-            age.as_secs_f64(),
-        );
-    }
-    out.counter_family(
-        "api_guard_jwks_fetches_total",
-        "Key-set fetches (discovery included) by outcome",
-        "outcome",
-        status
-            .fetches
+        "Signing keys in the issuer's current key set (0: none loaded)",
+        "gauge",
+        stores
             .iter()
-            .map(|&(outcome, n)| (outcome.label(), n)),
+            .map(|s| (vec![("issuer", s.issuer.as_str())], s.keys)),
+    );
+    out.family(
+        "api_guard_jwks_age_seconds",
+        "Seconds since the issuer's current key set was fetched",
+        "gauge",
+        stores.iter().filter_map(|s| {
+            let age = s.age?.as_secs_f64();
+            Some((vec![("issuer", s.issuer.as_str())], age))
+        }),
+    );
+    out.family(
+        "api_guard_jwks_fetches_total",
+        "Key-set fetches (discovery included) by issuer and outcome",
+        "counter",
+        stores.iter().flat_map(|s| {
+            s.fetches.iter().map(|&(outcome, n)| {
+                let labels = vec![("issuer", s.issuer.as_str()), ("outcome", outcome.label())];
+                (labels, n)
+            })
+        }),
     );
     let cache = guard.cache_stats();
     out.counter(

@@ -6,8 +6,11 @@ use std::borrow::Cow;
 /// Built once at start-up from the configuration and registered as `web::Data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    /// The issuer whose tokens are accepted: the only authorization server.
+    /// The issuer whose tokens are accepted (the first, with several): the one whose token
+    /// endpoint `/openapi.json` names.
     pub issuer: String,
+    /// Every issuer whose tokens are accepted: the metadata's `authorization_servers`.
+    pub authorization_servers: Vec<String>,
     /// The token endpoint to name: `AUTH_TOKEN_URL`, or the development issuer's. `None`
     /// names the discovered one (see [`Published::token_url`]).
     pub token_url: Option<String>,
@@ -39,10 +42,21 @@ impl Published {
         }
         Published {
             issuer: issuer.to_owned(),
+            authorization_servers: vec![issuer.to_owned()],
             token_url,
             scopes,
             required_scopes: required_scopes.to_vec(),
         }
+    }
+
+    /// The same, naming `issuers` (the first is [`Published::issuer`]) as the authorization
+    /// servers.
+    pub fn with_authorization_servers<'a>(
+        mut self,
+        issuers: impl Iterator<Item = &'a str>,
+    ) -> Self {
+        self.authorization_servers = issuers.map(str::to_owned).collect();
+        self
     }
 
     /// Where a client gets a token: `AUTH_TOKEN_URL` (or the development issuer's); else

@@ -32,7 +32,7 @@ pub async fn metadata(req: HttpRequest, published: web::Data<Published>) -> Http
     let resource = format!("{}{tail}", PublicUrl::of(&req));
     let mut document = json!({
         "resource": resource,
-        "authorization_servers": [published.issuer],
+        "authorization_servers": published.authorization_servers,
         "scopes_supported": published.scope_names(),
         "bearer_methods_supported": ["header"],
         "resource_name": "api-guard",

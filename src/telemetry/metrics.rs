@@ -294,6 +294,21 @@ impl Exposition {
         }
     }
 
+    /// A metric of `kind` (`counter`, `gauge`) whose samples carry labels of their own:
+    /// `rows` of label pairs and a value.
+    pub fn family<'a, V: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        rows: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, V)>,
+    ) {
+        self.header(name, help, kind);
+        for (labels, value) in rows {
+            self.sample(name, &labels, value);
+        }
+    }
+
     fn header(&mut self, name: &str, help: &str, kind: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }

@@ -450,3 +450,28 @@ fn help_never_shows_the_proxy_credentials_of_the_environment() {
     );
     assert!(!outcome.stdout.contains("s3cret"), "{}", outcome.stdout);
 }
+
+#[test]
+fn a_bad_list_of_issuers_stops_start_up_with_exit_code_2_naming_the_setting() {
+    let port_0 = ("BIND_ADDR", "127.0.0.1:0");
+    let (a, b) = (VALID_ISSUER, "https://a.example/oauth2/aus0second");
+    let twice = format!("{a},{b},{a}");
+    let slash = format!("{a},{a}/");
+    let both = format!("{a},{b}");
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        ("an empty item", &[("AUTH_ISSUER", &format!("{a},,{b}")), port_0], &[], &["AUTH_ISSUER", "item 2", "is empty"]),
+        ("a trailing comma", &[("AUTH_ISSUER", &format!("{a},")), port_0], &[], &["AUTH_ISSUER", "item 2", "is empty"]),
+        ("an issuer listed twice", &[("AUTH_ISSUER", &twice), port_0], &[], &["AUTH_ISSUER", "listed twice"]),
+        ("an issuer with and without a trailing slash", &[("AUTH_ISSUER", &slash), port_0], &[], &["AUTH_ISSUER", "trailing `/`"]),
+        ("an http issuer among https ones", &[("AUTH_ISSUER", &format!("{a},http://example.com/x")), port_0], &[], &["AUTH_ISSUER", "`http://example.com/x`", "https"]),
+        ("one JWKS URL for several issuers", &[("AUTH_ISSUER", &both), ("AUTH_JWKS_URI", "https://a.example/keys"), port_0], &[], &["AUTH_JWKS_URI", "2 issuers", "leave it unset"]),
+        ("OKTA_OAUTH2_ISSUER naming another list", &[("AUTH_ISSUER", &both), ("OKTA_OAUTH2_ISSUER", a), port_0], &[], &["AUTH_ISSUER", "OKTA_OAUTH2_ISSUER", "differs"]),
+        ("an Okta authorization server listed twice", &[("OKTA_DOMAIN", "dev-1.okta.com"), ("OKTA_AUTH_SERVER", "default,default"), port_0], &[], &["OKTA_AUTH_SERVER", "`default` is listed twice"]),
+        ("an empty Okta authorization server", &[("OKTA_DOMAIN", "dev-1.okta.com"), ("OKTA_AUTH_SERVER", "default,,aus1"), port_0], &[], &["OKTA_AUTH_SERVER", "item 2", "is empty"]),
+    ];
+    for (case, env, args, needles) in cases {
+        let outcome = run(env, args);
+        assert_one_error_line(&outcome, needles, case);
+    }
+}

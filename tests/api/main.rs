@@ -18,6 +18,7 @@ mod hello_whoami;
 mod helpers;
 mod introspection;
 mod issuer_outage;
+mod issuers;
 mod key_rotation;
 mod library;
 mod observability;

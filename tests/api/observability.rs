@@ -53,6 +53,7 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
     assert_eq!(app.get("/another/missing", &[]).await.status, 404);
 
     let (status, content_type, text) = scrape(&app.address).await;
+    let issuer = app.issuer.issuer();
     assert_eq!(status, 200);
     assert!(
         content_type.starts_with("text/plain; version=0.0.4"),
@@ -67,9 +68,9 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
         r#"api_guard_http_request_duration_seconds_bucket{route="/api/hello",method="GET",le="+Inf"} 2"#,
         r#"api_guard_auth_rejections_total{reason="no_header"} 1"#,
         r#"api_guard_auth_rejections_total{reason="malformed"} 2"#,
-        r#"api_guard_jwks_fetches_total{outcome="success"} 1"#,
-        r#"api_guard_jwks_fetches_total{outcome="unreachable"} 0"#,
-        "api_guard_jwks_keys 1",
+        &format!(r#"api_guard_jwks_fetches_total{{issuer="{issuer}",outcome="success"}} 1"#),
+        &format!(r#"api_guard_jwks_fetches_total{{issuer="{issuer}",outcome="unreachable"}} 0"#),
+        &format!(r#"api_guard_jwks_keys{{issuer="{issuer}"}} 1"#),
         "api_guard_http_requests_in_flight 1",
         "api_guard_draining 0",
         // One hit; the misses are the first sight of the token and the two malformed ones.
@@ -80,8 +81,9 @@ async fn metrics_count_requests_by_route_and_status_rejections_by_reason_and_key
         assert_sample(&text, sample);
     }
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("api_guard_jwks_age_seconds ")),
+        text.lines().any(|l| l.starts_with(&format!(
+            r#"api_guard_jwks_age_seconds{{issuer="{issuer}"}} "#
+        ))),
         "{text}"
     );
     // The process's own metrics (read from /proc) and the build's.
@@ -133,7 +135,11 @@ async fn metrics_addr_moves_metrics_to_their_own_listener() {
         &text,
         r#"api_guard_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
     );
-    assert_sample(&text, "api_guard_jwks_keys 1");
+    let issuer = app.issuer.issuer();
+    assert_sample(
+        &text,
+        &format!(r#"api_guard_jwks_keys{{issuer="{issuer}"}} 1"#),
+    );
     let api_on_metrics = client()
         .get(format!("{metrics}/api/hello"))
         .send()

@@ -44,7 +44,7 @@ pub fn verify(
 ) -> Result<Option<String>, &'static str> {
     let keys = KeySet::from_json(jwks).unwrap_or_default();
     let settings = AuthSettings::new(ISSUER).with_require_at_jwt(require_at_jwt);
-    Validator::new(&settings)
+    Validator::for_issuer(&settings, settings.issuer())
         .verify_at(token, &keys, NOW)
         .map(|verified| verified.claims.client_id().map(str::to_owned))
         .map_err(|e| e.reason_code())
@@ -88,4 +88,10 @@ pub fn metadata(url: &str, body: &[u8], issuer: &str) -> Result<(String, Vec<Str
         let endpoints = [found.token_endpoint, found.introspection_endpoint];
         (found.jwks_uri, endpoints.into_iter().flatten().collect())
     })
+}
+
+/// Reads the unverified `iss` of `token` as several issuers' routing does (before any key or
+/// signature): the `iss` it would route by, or the refusal's reason code.
+pub fn unverified_iss(token: &str) -> Result<String, &'static str> {
+    crate::issuers::unverified_iss(token)
 }

@@ -1,5 +1,6 @@
-//! The [`Guard`]: one per issuer and process, holding the settings, the validator, the shared
-//! key store and the verified-token cache. Register it once with [`configure`]; the
+//! The [`Guard`]: one per process, holding the settings and, for each issuer, its validator,
+//! shared key store and verified-token cache (see `issuers.rs` for the routing). Register it
+//! once with [`configure`]; the
 //! [`AuthenticatedClaims`] extractor and the middleware find it in the app data.
 //!
 //! ```no_run
@@ -23,28 +24,28 @@ use actix_web::{HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::bearer::{self, Scheme};
-use crate::cache::{CacheStats, TokenCache};
+use crate::cache::CacheStats;
 use crate::claims::AuthenticatedClaims;
 use crate::dpop::{self, MemoryReplayStore, Remembered, ReplayStore, ReplayStoreError};
 use crate::error::{Error, Reason};
 use crate::introspection::{IntrospectionStats, Introspector};
-use crate::jwks::{JwksStore, KeySet, KeyStoreStatus, Outbound, Source};
+use crate::issuers::{Issuer, Issuers};
+use crate::jwks::{KeySet, KeyStoreStatus, Outbound};
 use crate::settings::{AuthSettings, DpopMode, SettingsError};
 use crate::trace::{Check, Detail, Explanation, Recorder, Trace};
-use crate::validator::{Validator, now};
+use crate::validator::now;
 
-/// Everything the extractor needs: the settings and validator, the shared key store, and the
-/// verified-token cache. Cheap to clone; clones share everything. Build it once per process,
+/// Everything the extractor needs: the settings and, for each issuer, its validator, shared
+/// key store and verified-token cache. Cheap to clone; clones share everything. Build it once per process,
 /// outside `HttpServer::new`, and register it with [`configure`].
 #[derive(Clone)]
 pub struct Guard(Arc<Inner>);
 
 struct Inner {
     settings: AuthSettings,
-    validator: Validator,
-    store: JwksStore,
-    /// Filled by this guard's validator only: bound to these settings.
-    cache: TokenCache,
+    /// Each with its validator, key store and token cache (filled by that validator only:
+    /// bound to these settings and to that issuer).
+    issuers: Issuers,
     /// `None` when introspection is off.
     introspector: Option<Introspector>,
     /// The DPoP proofs accepted within the window.
@@ -81,8 +82,8 @@ pub(crate) enum Step {
 }
 
 impl Guard {
-    /// Checks `settings` and starts the key store, which fetches the issuer's keys at once,
-    /// in the background, and keeps them fresh. Call it once per process.
+    /// Checks `settings` and starts a key store per issuer, which fetches the issuer's keys
+    /// at once, in the background, and keeps them fresh. Call it once per process.
     pub fn start(settings: AuthSettings) -> Result<Guard, GuardError> {
         let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
         Guard::start_with_replay_store(settings, replay)
@@ -95,44 +96,39 @@ impl Guard {
         replay: Arc<dyn ReplayStore>,
     ) -> Result<Guard, GuardError> {
         settings.validate()?;
-        let source = match settings.jwks_uri() {
-            Some(jwks_uri) => Source::Fixed {
-                jwks_uri: jwks_uri.to_owned(),
-            },
-            None => Source::Discover {
-                issuer: settings.issuer().to_owned(),
-            },
-        };
         if let Some(proxy) = settings.https_proxy() {
             log::info!(
                 "calls to the issuer over https go through the proxy {} (HTTPS_PROXY), except to NO_PROXY hosts",
                 proxy.display()
             );
         }
-        let store = JwksStore::start(source, settings.refresh.clone(), Outbound::of(&settings))
-            .map_err(GuardError::Thread)?;
-        Ok(Guard::with_stores(settings, store, replay))
+        let issuers =
+            Issuers::start(&settings, &Outbound::of(&settings)).map_err(GuardError::Thread)?;
+        Ok(Guard::with_issuers(settings, issuers, replay))
     }
 
-    /// A guard over an existing key store (the test kit's, which never fetches).
+    /// A guard over existing key stores, one per issuer of `settings` in order (the test
+    /// kit's, which never fetch).
     #[cfg(any(test, feature = "test-util"))]
-    pub(crate) fn with_store(settings: AuthSettings, store: JwksStore) -> Guard {
+    pub(crate) fn with_stores(
+        settings: AuthSettings,
+        stores: Vec<crate::jwks::JwksStore>,
+    ) -> Guard {
+        let issuers = Issuers::with_stores(&settings, stores);
         let replay = Arc::new(MemoryReplayStore::new(settings.dpop_replay_capacity()));
-        Guard::with_stores(settings, store, replay)
+        Guard::with_issuers(settings, issuers, replay)
     }
 
-    fn with_stores(
+    fn with_issuers(
         settings: AuthSettings,
-        store: JwksStore,
+        issuers: Issuers,
         replay: Arc<dyn ReplayStore>,
     ) -> Guard {
         let introspector = Introspector::new(settings.introspection(), Outbound::of(&settings));
         Guard(Arc::new(Inner {
-            validator: Validator::new(&settings),
-            cache: TokenCache::new(settings.token_cache_bytes()),
             introspector,
             settings,
-            store,
+            issuers,
             replay,
         }))
     }
@@ -143,25 +139,33 @@ impl Guard {
         self.0.replay.is_available()
     }
 
-    /// Waits until the first key fetch has ended, successfully or not (at most about 45
-    /// seconds). Serving before that is safe: protected routes answer 503 until keys load.
+    /// Waits until every issuer's first key fetch has ended, successfully or not (at most
+    /// about 45 seconds). Serving before that is safe: protected routes answer 503 until
+    /// keys load.
     pub async fn first_load(&self) {
-        self.0.store.first_load().await;
+        self.0.issuers.first_load().await;
     }
 
-    /// Whether the issuer's keys are loaded: the readiness of a service that protects routes.
+    /// Whether the keys of at least one issuer are loaded: the readiness of a service that
+    /// protects routes. (A token of an issuer whose keys are not loaded answers 503.)
     pub fn is_ready(&self) -> bool {
-        self.0.store.is_ready()
+        self.0.issuers.is_ready()
     }
 
-    /// Where the key store stands: keys, age, failures, fetches by outcome.
+    /// Where the first issuer's key store stands ([`AuthSettings::issuer`]'s): keys, age,
+    /// failures, fetches by outcome. With several issuers, see [`Guard::key_stores`].
     pub fn key_store(&self) -> KeyStoreStatus {
-        self.0.store.status()
+        self.0.issuers.first().store.status()
     }
 
-    /// Hits, misses and size of the verified-token cache.
+    /// Where each issuer's key store stands, in the order of [`AuthSettings::issuers`].
+    pub fn key_stores(&self) -> Vec<KeyStoreStatus> {
+        self.0.issuers.statuses()
+    }
+
+    /// Hits, misses and size of the verified-token cache (of every issuer's, added up).
     pub fn cache_stats(&self) -> CacheStats {
-        self.0.cache.stats()
+        self.0.issuers.cache_stats()
     }
 
     /// Introspection calls by outcome and answers reused; `None` when introspection is off.
@@ -234,10 +238,14 @@ impl Guard {
                 },
             };
         }
-        let Some(keys) = self.0.store.keys() else {
-            return Step::Done(Err(self.keys_unavailable()));
+        let issuer = match self.0.issuers.route(token) {
+            Ok(issuer) => issuer,
+            Err(error) => return Step::Done(Err(error)),
         };
-        match self.validate(token, &keys) {
+        let Some(keys) = issuer.store.keys() else {
+            return Step::Done(Err(keys_unavailable(issuer)));
+        };
+        match validate(issuer, token, &keys) {
             Err(Error::InvalidToken(Reason::UnknownKey)) => {
                 Step::NeedsKeys(token.to_owned(), dpop.cloned())
             }
@@ -355,39 +363,34 @@ impl Guard {
         let Some(introspector) = &self.0.introspector else {
             return local.ok_or(Error::InvalidToken(Reason::Malformed));
         };
-        let discovered = self.0.store.introspection_endpoint();
+        // A JWT goes to the endpoint of the issuer it was routed to, and the answer is checked
+        // by that issuer's validator; an opaque token (no `iss` to read) to the first issuer's.
+        let issuer = self.introspected_by(token);
+        let discovered = issuer.store.introspection_endpoint();
         introspector
-            .introspect(token, local, &self.0.validator, discovered)
+            .introspect(token, local, &issuer.validator, discovered)
             .await
+    }
+
+    /// The issuer whose validator checks an introspection answer for `token`.
+    fn introspected_by(&self, token: &str) -> &Issuer {
+        let issuers = &self.0.issuers;
+        issuers.route(token).unwrap_or_else(|_| issuers.first())
     }
 
     async fn validate_after_refetch(&self, token: &str) -> Result<AuthenticatedClaims, Error> {
-        let keys = self
-            .0
+        // Only a token of a configured issuer may make that issuer's store fetch.
+        let issuer = self.0.issuers.route_strictly(token)?;
+        let keys = issuer
             .store
             .refetch()
             .await
-            .ok_or_else(|| self.keys_unavailable())?;
+            .ok_or_else(|| keys_unavailable(issuer))?;
         // The token missed the cache a moment ago: validate it without a second lookup.
-        let validator = &self.0.validator;
-        self.0
+        let validator = &issuer.validator;
+        issuer
             .cache
             .verify_and_insert(token, |now| validator.verify_at(token, &keys, now))
-    }
-
-    fn validate(&self, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
-        let validator = &self.0.validator;
-        self.0
-            .cache
-            .get_or_verify(token, keys, |now| validator.verify_at(token, keys, now))
-    }
-
-    fn keys_unavailable(&self) -> Error {
-        // No key was ever loaded: ask for a fetch (bounded by the cooldown) without waiting.
-        let _ = self.0.store.request_fetch();
-        Error::KeysUnavailable {
-            retry_after: self.0.store.retry_after(),
-        }
     }
 
     fn check_required_scopes(
@@ -402,6 +405,22 @@ impl Guard {
                 required: required.to_vec(),
             })
         }
+    }
+}
+
+/// `token` checked by `issuer`'s validator against `keys` (that issuer's), through its cache.
+fn validate(issuer: &Issuer, token: &str, keys: &KeySet) -> Result<AuthenticatedClaims, Error> {
+    let validator = &issuer.validator;
+    issuer
+        .cache
+        .get_or_verify(token, keys, |now| validator.verify_at(token, keys, now))
+}
+
+fn keys_unavailable(issuer: &Issuer) -> Error {
+    // No key was ever loaded: ask for a fetch (bounded by the cooldown) without waiting.
+    let _ = issuer.store.request_fetch();
+    Error::KeysUnavailable {
+        retry_after: issuer.store.retry_after(),
     }
 }
 
@@ -465,10 +484,10 @@ impl Guard {
                 Err(_) => "active: true, with claims that fail the checks",
             };
             let endpoint = self.0.introspector.as_ref().and_then(|i| {
-                i.settings()
-                    .endpoint()
-                    .map(str::to_owned)
-                    .or_else(|| self.0.store.introspection_endpoint().map(|e| e.to_string()))
+                i.settings().endpoint().map(str::to_owned).or_else(|| {
+                    let store = &self.introspected_by(token).store;
+                    store.introspection_endpoint().map(|e| e.to_string())
+                })
             });
             Detail::new(
                 Some(found.to_owned()),
@@ -508,28 +527,40 @@ impl Guard {
         now: u64,
         recorder: &mut Recorder,
     ) -> Result<AuthenticatedClaims, Error> {
-        let keys = match self.0.store.keys() {
+        // With several issuers, the one the token's `iss` names (as the extractor routes it).
+        let issuer = match self.0.issuers.route(token) {
+            Ok(issuer) => issuer,
+            Err(refused) => {
+                recorder.record(Check::Key, &Err(refused.clone()), || Detail {
+                    found: None,
+                    expected: Some(format!(
+                        "an `iss` naming one of {}",
+                        self.0.settings.issuers().collect::<Vec<_>>().join(", ")
+                    )),
+                });
+                return Err(refused);
+            }
+        };
+        let keys = match issuer.store.keys() {
             Some(keys) => keys,
-            None => self.0.store.refetch().await.ok_or_else(|| {
-                let unavailable = self.keys_unavailable();
+            None => issuer.store.refetch().await.ok_or_else(|| {
+                let unavailable = keys_unavailable(issuer);
                 recorder.record(Check::Key, &Err(unavailable.clone()), || Detail {
                     found: None,
-                    expected: Some(format!("the key set of {}", self.0.settings.issuer())),
+                    expected: Some(format!("the key set of {}", issuer.store.status().issuer)),
                 });
                 unavailable
             })?,
         };
         let mut attempt = Recorder::default();
-        let mut verified = self
-            .0
+        let mut verified = issuer
             .validator
             .verify_traced(token, &keys, now, &mut attempt);
         if matches!(verified, Err(Error::InvalidToken(Reason::UnknownKey)))
-            && let Some(keys) = self.0.store.refetch().await
+            && let Some(keys) = issuer.store.refetch().await
         {
             attempt = Recorder::default();
-            verified = self
-                .0
+            verified = issuer
                 .validator
                 .verify_traced(token, &keys, now, &mut attempt);
         }
@@ -557,8 +588,9 @@ fn verdict<T>(result: &Result<T, Error>) -> Result<(), Error> {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self.0.settings.issuers().collect();
         f.debug_struct("Guard")
-            .field("issuer", &self.0.settings.issuer())
+            .field("issuers", &issuers)
             .field("ready", &self.is_ready())
             .finish_non_exhaustive()
     }

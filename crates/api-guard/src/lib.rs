@@ -3,8 +3,9 @@
 //!
 //! A handler is protected by taking [`AuthenticatedClaims`]; one that does not is anonymous.
 //! One [`Guard`] per process holds the [`AuthSettings`], the issuer's key store (fetched and
-//! refreshed in the background) and a cache of verified tokens; register it once with
-//! [`configure`]:
+//! refreshed in the background; one per issuer when
+//! [several](AuthSettings::with_additional_issuers) are trusted) and a cache of verified tokens;
+//! register it once with [`configure`]:
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, get};
@@ -64,6 +65,7 @@ mod extractor;
 pub mod fuzzing;
 mod guard;
 mod introspection;
+mod issuers;
 mod jwks;
 mod middleware;
 mod outside;

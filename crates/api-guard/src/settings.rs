@@ -45,6 +45,8 @@ const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
     issuer: String,
+    /// More issuers besides `issuer`, each with its own key store (see `issuers.rs`).
+    additional_issuers: Vec<String>,
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -139,6 +141,7 @@ impl AuthSettings {
     pub fn new(issuer: impl Into<String>) -> Self {
         AuthSettings {
             issuer: issuer.into(),
+            additional_issuers: Vec::new(),
             audiences: vec![DEFAULT_AUDIENCE.to_owned()],
             algorithms: Algorithm::ALL.to_vec(),
             leeway: Duration::from_secs(60),
@@ -214,6 +217,23 @@ impl AuthSettings {
     /// bound); the other settings stay. Default: the one given to [`AuthSettings::new`].
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = issuer.into();
+        self
+    }
+
+    /// More issuers whose tokens are accepted besides the one given to
+    /// [`AuthSettings::new`], e.g. a second authorization server of the same Okta org, or the
+    /// new issuer during a migration. Each issuer gets its own discovery and key store (with
+    /// the same timing); a token's keys are looked up only in the store of the issuer its
+    /// `iss` names, so a key of one issuer never verifies a token claiming another (RFC 8725
+    /// §3.8). The audiences, algorithms, leeway and required scopes apply to every issuer; the
+    /// token cache's bytes are shared out between them. Each call replaces the list of the
+    /// earlier ones. Not with [`with_jwks_uri`](Self::with_jwks_uri): one key set cannot
+    /// belong to several issuers. Default: none (one issuer).
+    pub fn with_additional_issuers<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        issuers: I,
+    ) -> Self {
+        self.additional_issuers = issuers.into_iter().map(Into::into).collect();
         self
     }
 
@@ -406,6 +426,19 @@ impl AuthSettings {
         &self.issuer
     }
 
+    /// Every issuer whose tokens are accepted: [`issuer`](Self::issuer) first, then the
+    /// [additional](Self::with_additional_issuers) ones in order.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> + Clone {
+        std::iter::once(&self.issuer)
+            .chain(&self.additional_issuers)
+            .map(String::as_str)
+    }
+
+    /// The issuers accepted besides [`issuer`](Self::issuer).
+    pub fn additional_issuers(&self) -> &[String] {
+        &self.additional_issuers
+    }
+
     /// The accepted audiences.
     pub fn audiences(&self) -> &[String] {
         &self.audiences
@@ -445,6 +478,9 @@ impl AuthSettings {
         {
             return error("issuer", problem);
         }
+        if let Err(problem) = self.check_additional_issuers() {
+            return error("additional_issuers", problem);
+        }
         let jwks_example = "https://dev-123456.okta.com/oauth2/default/v1/keys";
         if let Some(Err(problem)) = self
             .jwks_uri
@@ -452,6 +488,15 @@ impl AuthSettings {
             .map(|uri| check_endpoint(uri, jwks_example))
         {
             return error("jwks_uri", problem);
+        }
+        if self.jwks_uri.is_some() && !self.additional_issuers.is_empty() {
+            return error(
+                "jwks_uri",
+                format!(
+                    "one JWKS URL cannot hold the keys of {} issuers (each publishes its own); leave it unset so that each issuer's keys are discovered",
+                    self.additional_issuers.len() + 1
+                ),
+            );
         }
         if self.audiences.iter().all(|aud| aud.is_empty()) {
             return error(
@@ -564,6 +609,29 @@ impl AuthSettings {
     }
 }
 
+impl AuthSettings {
+    /// Each additional issuer is a usable URL, and no issuer is listed twice, also not once
+    /// with and once without a trailing `/` (tokens carry one of the two).
+    fn check_additional_issuers(&self) -> Result<(), String> {
+        let example = "https://dev-123456.okta.com/oauth2/aus0second";
+        for (i, issuer) in self.additional_issuers.iter().enumerate() {
+            check_endpoint(issuer, example)?;
+            let earlier = std::iter::once(&self.issuer).chain(&self.additional_issuers[..i]);
+            let bare = |url: &str| url.trim_end_matches('/').to_owned();
+            if let Some(same) = earlier.into_iter().find(|e| bare(e) == bare(issuer)) {
+                return Err(if same == issuer {
+                    format!("`{issuer}` is listed twice; list each issuer once")
+                } else {
+                    format!(
+                        "`{same}` and `{issuer}` differ only by a trailing `/`; keep the one your tokens carry in `iss`"
+                    )
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// RFC 6749 §3.3: a scope token is printable ASCII without space, `"` or `\`.
 pub(crate) fn is_scope_token(scope: &str) -> bool {
     !scope.is_empty()
@@ -662,6 +730,36 @@ mod tests {
             let message = problem(settings);
             assert!(message.starts_with(setting), "{setting}: {message}");
         }
+    }
+
+    #[test]
+    fn additional_issuers_must_be_urls_listed_once_and_need_discovery() {
+        const SECOND: &str = "https://dev-1.okta.com/oauth2/aus0second";
+        let settings = AuthSettings::new(OKTA).with_additional_issuers([SECOND]);
+        assert_eq!(problem(settings.clone()), "");
+        assert_eq!(settings.issuers().collect::<Vec<_>>(), [OKTA, SECOND]);
+        assert_eq!(
+            AuthSettings::new(OKTA).issuers().collect::<Vec<_>>(),
+            [OKTA]
+        );
+        for (additional, expected) in [
+            (vec![OKTA], format!("additional_issuers: `{OKTA}` is listed twice; list each issuer once")),
+            (vec![SECOND, SECOND], format!("additional_issuers: `{SECOND}` is listed twice; list each issuer once")),
+            (
+                vec!["https://dev-1.okta.com/oauth2/default/"],
+                format!("additional_issuers: `{OKTA}` and `{OKTA}/` differ only by a trailing `/`; keep the one your tokens carry in `iss`"),
+            ),
+            (vec!["http://example.com/x"], "additional_issuers: `http://example.com/x` uses http; https is required except for loopback hosts (127.0.0.1, ::1, localhost)".to_owned()),
+            (vec![""], "additional_issuers: `` is not a URL (relative URL without a base); expected e.g. https://dev-123456.okta.com/oauth2/aus0second".to_owned()),
+        ] {
+            let settings = AuthSettings::new(OKTA).with_additional_issuers(additional);
+            assert_eq!(problem(settings), expected);
+        }
+        let fixed = settings.with_jwks_uri("https://dev-1.okta.com/oauth2/default/v1/keys");
+        assert_eq!(
+            problem(fixed),
+            "jwks_uri: one JWKS URL cannot hold the keys of 2 issuers (each publishes its own); leave it unset so that each issuer's keys are discovered"
+        );
     }
 
     #[test]

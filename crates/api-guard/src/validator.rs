@@ -91,10 +91,10 @@ fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error>
 }
 
 impl Validator {
-    /// A validator for tokens meeting `settings`.
-    pub(crate) fn new(settings: &AuthSettings) -> Self {
+    /// A validator for tokens of `issuer` (one of the settings' issuers) meeting `settings`.
+    pub(crate) fn for_issuer(settings: &AuthSettings, issuer: &str) -> Self {
         Validator {
-            issuer: settings.issuer().to_owned(),
+            issuer: issuer.to_owned(),
             audiences: settings.audiences().to_vec(),
             algorithms: settings.algorithms().to_vec(),
             leeway_secs: settings.leeway().as_secs(),
@@ -495,7 +495,7 @@ fn without_application_prefix(typ: &str) -> &str {
 
 /// Decodes one unpadded base64url segment (RFC 7515 §2) and hands the bytes to `use_bytes`:
 /// on the stack when the segment is small, as headers and most claims are.
-fn with_decoded<R>(
+pub(crate) fn with_decoded<R>(
     segment: &str,
     use_bytes: impl FnOnce(&[u8]) -> Result<R, Error>,
 ) -> Result<R, Error> {

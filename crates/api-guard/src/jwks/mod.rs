@@ -50,6 +50,8 @@ pub(crate) struct JwksStore {
 }
 
 struct Shared {
+    /// The issuer whose keys these are, for log lines.
+    issuer: Box<str>,
     keys: ArcSwapOption<KeySet>,
     /// The issuer's `token_endpoint`, kept from the last discovery that named one.
     token_endpoint: ArcSwapOption<String>,
@@ -78,6 +80,8 @@ struct FetchState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyStoreStatus {
+    /// The issuer whose keys the store holds, exactly as its tokens carry it in `iss`.
+    pub issuer: String,
     /// Keys in the current set (0 when none was ever loaded, or the last set went stale).
     pub keys: usize,
     /// Age of the current set.
@@ -97,6 +101,7 @@ impl JwksStore {
     /// Starts the refresher thread, which fetches at once. Use [`JwksStore::first_load`] to
     /// wait for that first attempt.
     pub(crate) fn start(
+        issuer: &str,
         source: Source,
         policy: RefreshPolicy,
         outbound: Outbound,
@@ -106,6 +111,7 @@ impl JwksStore {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let (wake, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            issuer: issuer.into(),
             keys: ArcSwapOption::empty(),
             token_endpoint: ArcSwapOption::empty(),
             introspection_endpoint: ArcSwapOption::empty(),
@@ -130,10 +136,11 @@ impl JwksStore {
     /// A store that holds `keys` and never fetches: for the test kit, whose issuer lives in
     /// the same process. [`JwksStore::replace_keys`] rotates them.
     #[cfg(any(test, feature = "test-util"))]
-    pub(crate) fn fixed(keys: KeySet) -> JwksStore {
+    pub(crate) fn fixed(issuer: &str, keys: KeySet) -> JwksStore {
         // No refresher receives the wake-ups: on-demand fetches are refused at once.
         let (wake, _) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            issuer: issuer.into(),
             keys: ArcSwapOption::new(Some(Arc::new(keys))),
             token_endpoint: ArcSwapOption::empty(),
             introspection_endpoint: ArcSwapOption::empty(),
@@ -233,6 +240,7 @@ impl JwksStore {
     pub(crate) fn status(&self) -> KeyStoreStatus {
         let state = self.shared.lock();
         KeyStoreStatus {
+            issuer: self.shared.issuer.to_string(),
             keys: self.keys().map_or(0, |k| k.len()),
             age: state.loaded_at.map(|(at, _)| at.elapsed()),
             consecutive_failures: state.consecutive_failures,
@@ -272,7 +280,8 @@ impl Shared {
                 let lifetime = self.policy.lifetime(fetched.max_age);
                 let kids: Vec<String> = fetched.keys.kids().into_iter().map(quoted).collect();
                 log::info!(
-                    "JWKS: loaded {} key(s) [{}] from {}; next refresh in {}s",
+                    "JWKS of {}: loaded {} key(s) [{}] from {}; next refresh in {}s",
+                    quoted(&self.issuer),
                     fetched.keys.len(),
                     kids.join(", "),
                     quoted(&fetched.uri),
@@ -305,7 +314,8 @@ impl Shared {
                     "no keys loaded yet"
                 };
                 log::warn!(
-                    "JWKS: fetch failed ({} in a row), {kept}; retrying in {}ms: {why}",
+                    "JWKS of {}: fetch failed ({} in a row), {kept}; retrying in {}ms: {why}",
+                    quoted(&self.issuer),
                     state.consecutive_failures,
                     next.saturating_duration_since(now).as_millis()
                 );
@@ -326,7 +336,8 @@ impl Shared {
         };
         if self.policy.is_too_stale(now, at, lifetime) {
             log::error!(
-                "JWKS: keys not refreshed for {}s; dropping them, protected routes answer 503 until the issuer is reachable",
+                "JWKS of {}: keys not refreshed for {}s; dropping them, its tokens answer 503 until the issuer is reachable",
+                quoted(&self.issuer),
                 now.saturating_duration_since(at).as_secs()
             );
             self.keys.store(None);

@@ -131,7 +131,8 @@ impl TestIssuer {
     /// A guard with `settings`, trusting this issuer's published keys. It follows later key
     /// changes ([`add_key`](Self::add_key), [`remove_key`](Self::remove_key)) as a refresh would.
     /// The settings' issuer need not be this one: a test can check that tokens of another
-    /// issuer are refused.
+    /// issuer are refused. (With several issuers in `settings`, each one's key store holds
+    /// this issuer's keys; [`TestIssuer::guard_for_all`] gives each its own.)
     ///
     /// # Panics
     ///
@@ -140,9 +141,55 @@ impl TestIssuer {
         if let Err(error) = settings.validate() {
             panic!("TestIssuer::guard_with: invalid settings: {error}");
         }
-        let store = JwksStore::fixed(self.key_set());
+        let stores = settings
+            .issuers()
+            .map(|issuer| self.store(issuer))
+            .collect();
+        Guard::with_stores(settings, stores)
+    }
+
+    /// A guard with `settings` trusting several test issuers, as a guard trusts several
+    /// issuers ([`AuthSettings::with_additional_issuers`]): each issuer of the settings gets
+    /// its own key store, holding the published keys of the one of `issuers` with that
+    /// URL, and following its key changes.
+    ///
+    /// ```
+    /// use api_guard::testing::TestIssuer;
+    ///
+    /// let a = TestIssuer::for_issuer("https://a.example/oauth2/default");
+    /// let b = TestIssuer::for_issuer("https://b.example/oauth2/default");
+    /// let settings = a.settings().with_additional_issuers([b.issuer()]);
+    /// let guard = TestIssuer::guard_for_all(settings, &[&a, &b]);
+    /// assert!(guard.verify(&a.token().mint()).is_ok());
+    /// assert!(guard.verify(&b.token().mint()).is_ok());
+    /// // Claiming to be `a`, signed by `b`: `a`'s keys alone are tried.
+    /// assert!(guard.verify(&b.token().issuer(a.issuer()).mint()).is_err());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `settings` are invalid, or name an issuer none of `issuers` is: a mistake in the
+    /// test.
+    pub fn guard_for_all(settings: AuthSettings, issuers: &[&TestIssuer]) -> Guard {
+        if let Err(error) = settings.validate() {
+            panic!("TestIssuer::guard_for_all: invalid settings: {error}");
+        }
+        let stores = settings
+            .issuers()
+            .map(|url| match issuers.iter().find(|i| i.issuer() == url) {
+                Some(issuer) => issuer.store(url),
+                None => panic!("TestIssuer::guard_for_all: no test issuer is {url:?}"),
+            })
+            .collect();
+        Guard::with_stores(settings, stores)
+    }
+
+    /// A key store for the settings' issuer `issuer` that holds this issuer's keys and
+    /// follows their changes.
+    fn store(&self, issuer: &str) -> JwksStore {
+        let store = JwksStore::fixed(issuer, self.key_set());
         lock(&self.inner.stores).push(store.clone());
-        Guard::with_store(settings, store)
+        store
     }
 
     /// A token to mint: Okta-shaped, for the audience `api://default` and the client

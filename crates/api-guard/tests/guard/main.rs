@@ -6,6 +6,7 @@ mod cache_binding;
 mod dpop;
 mod extractor;
 mod hardening;
+mod issuers;
 mod scopes;
 
 use actix_web::dev::{Service, ServiceResponse};
