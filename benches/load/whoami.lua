@@ -1,4 +1,4 @@
--- wrk script for GET /api/whoami (benches/load/run).
+-- wrk script for GET /api/whoami (benches/load/run), or REQUEST_PATH (benches/gateway/run).
 -- TOKENS_FILE: one access token per line. MODE=repeat sends the first token on every request
 -- (a client-credentials client reusing its token); MODE=cycle sends the next token of the pool
 -- on each request, round robin. Requests are built once, in init, so the load generator
@@ -9,9 +9,10 @@ local next_index = 0
 function init(args)
   local path = os.getenv("TOKENS_FILE")
   local mode = os.getenv("MODE") or "repeat"
+  local target = os.getenv("REQUEST_PATH") or "/api/whoami"
   for token in io.lines(path) do
     if token ~= "" then
-      requests[#requests + 1] = wrk.format("GET", "/api/whoami", { ["Authorization"] = "Bearer " .. token })
+      requests[#requests + 1] = wrk.format("GET", target, { ["Authorization"] = "Bearer " .. token })
       if mode == "repeat" then
         break
       end
