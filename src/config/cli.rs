@@ -448,7 +448,8 @@ pub struct Cli {
     )]
     pub introspection_url: Option<String>,
 
-    /// The client id api-guard introspects as (HTTP Basic). With --dev: DEV_CLIENT_ID.
+    /// The client id api-guard introspects as (HTTP Basic). Under the development issuer:
+    /// its own client.
     #[arg(
         long,
         env = "AUTH_INTROSPECTION_CLIENT_ID",
@@ -457,7 +458,8 @@ pub struct Cli {
     )]
     pub introspection_client_id: Option<String>,
 
-    /// The secret of that client; never logged. With --dev: DEV_CLIENT_SECRET.
+    /// The secret of that client; never logged. Under the development issuer: its own
+    /// client's.
     #[arg(
         long,
         env = "AUTH_INTROSPECTION_CLIENT_SECRET",
