@@ -18,7 +18,7 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(bearer jose_header claims unverified_iss jwks discovery forwarded config path policy)
+    targets=(bearer jose_header claims unverified_iss jwks discovery forwarded config path policy dpop_proof)
 fi
 target_dir="${CARGO_TARGET_DIR:-$(cd .. && pwd)/target}/fuzz"
 export RUSTC_BOOTSTRAP=1

@@ -95,3 +95,34 @@ pub fn metadata(url: &str, body: &[u8], issuer: &str) -> Result<(String, Vec<Str
 pub fn unverified_iss(token: &str) -> Result<String, &'static str> {
     crate::issuers::unverified_iss(token)
 }
+
+/// Checks `proof` as the guard checks a request's DPoP proof (RFC 9449 §4.3): method `GET`,
+/// the public URL `url` (normalised as the guard normalises it), the access token `token`, at
+/// [`NOW`] with a 180 s window and 60 s of leeway, no nonces. The RFC 7638 thumbprint of an
+/// accepted proof's key, or the refusal's reason code.
+pub fn dpop_proof(proof: &str, url: &str, token: &str) -> Result<String, &'static str> {
+    let Some(url) = crate::dpop::htu::normalise(url) else {
+        return Err("bad_url");
+    };
+    let expected = crate::dpop::proof::Expected {
+        method: "GET",
+        url: &url,
+        token: Some(token),
+        now: NOW,
+        window: std::time::Duration::from_secs(180),
+        leeway: std::time::Duration::from_secs(60),
+        nonces: None,
+    };
+    crate::dpop::proof::check(proof, &expected)
+        .map(|checked| checked.thumbprint)
+        .map_err(|reason| crate::error::Error::from(reason).reason_code())
+}
+
+/// A proof's `htu` (or a request's public URL) as the guard compares it; `None` if it is not
+/// an absolute http(s) URL.
+pub fn dpop_htu(url: &str) -> Option<String> {
+    crate::dpop::htu::normalise(url)
+}
+
+/// The most bytes a DPoP proof may have.
+pub const MAX_DPOP_PROOF_BYTES: usize = crate::dpop::proof::MAX_PROOF_BYTES;

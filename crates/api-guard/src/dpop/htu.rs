@@ -25,7 +25,7 @@ pub(crate) fn normalise(url: &str) -> Option<String> {
     }
     let (host, port) = split_port(authority)?;
     let host = percent_normalised(host)?.to_ascii_lowercase();
-    if host.is_empty() || !host.bytes().all(is_host_byte) {
+    if !is_host(&host) {
         return None;
     }
     let mut normal = String::with_capacity(url.len() + 1);
@@ -68,8 +68,24 @@ fn split_port(authority: &str) -> Option<(&str, Option<&str>)> {
     Some((host, Some(if trimmed.is_empty() { "0" } else { trimmed })))
 }
 
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'[' | b']' | b':' | b'%')
+/// An IPv6 literal in brackets (the only host with `:`), or a name or IPv4 address of
+/// unreserved characters and escapes. A `:` anywhere else would be read as a port the next
+/// time the URL is parsed.
+fn is_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(literal) => {
+            !literal.is_empty()
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        }
+        None => {
+            !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%')
+                })
+        }
+    }
 }
 
 /// RFC 3986 §3.3 `pchar` and `/`, with `%` for the encoded bytes left encoded.
@@ -206,5 +222,30 @@ mod tests {
             normalise("http://[::1]:8080/x").as_deref(),
             Some("http://[::1]:8080/x")
         );
+    }
+
+    /// Found by the `dpop_proof` fuzz target: a host holding a `:` outside brackets, with an
+    /// empty port after it, was accepted and normalised to a URL whose next reading took the
+    /// text after that `:` for a port, and refused it (normalising was not idempotent).
+    #[test]
+    fn a_colon_outside_an_ipv6_literal_is_not_part_of_a_host() {
+        for url in [
+            "https://api.example:x:/orders",
+            "https://api.example:443:/orders",
+            "https://a:b:c/",
+            "https://[::1/x",
+            "https://::1]/x",
+            "https://[zz]/x",
+        ] {
+            assert_eq!(normalise(url), None, "{url}");
+        }
+        for url in [
+            "https://api.example:/x",
+            "https://API.example:443/x",
+            "http://[::1]/",
+        ] {
+            let once = normalise(url).unwrap_or_else(|| panic!("{url} is a URL"));
+            assert_eq!(normalise(&once).as_deref(), Some(once.as_str()), "{url}");
+        }
     }
 }

@@ -33,7 +33,7 @@ pub(crate) mod htu;
 mod nonce;
 
 use nonce::Nonces;
-mod proof;
+pub(crate) mod proof;
 mod replay;
 
 use actix_web::HttpRequest;
