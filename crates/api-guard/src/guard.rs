@@ -424,7 +424,7 @@ fn keys_unavailable(issuer: &Issuer) -> Error {
     }
 }
 
-/// `Guard::explain`: the guard's own checks, each reported (see [`crate::trace`]).
+/// `Guard::explain`: the guard's own checks, each reported (see the `trace` module).
 impl Guard {
     /// Runs every check the guard runs on `token` (a bare token, no `Bearer ` prefix) and
     /// reports each, in the order the guard runs them, with the values it compared: the
@@ -501,7 +501,7 @@ impl Guard {
     }
 
     /// The DPoP binding of the token presented alone (as Bearer), then the scopes: the
-    /// order of [`Guard::finish`].
+    /// order of `Guard::finish`.
     fn explain_binding(
         &self,
         claims: AuthenticatedClaims,
