@@ -27,6 +27,8 @@ COPY crates ./crates
 # Cargo.toml names the black-box test target; cargo reads its path even for a build.
 COPY tests ./tests
 COPY benches ./benches
+# The DPoP client example (`cargo run --example dpop-client`): cargo reads every target's path.
+COPY examples ./examples
 # --no-default-features: the development issuer (`--dev`) is not compiled in at all.
 # FEATURES=dev-issuer builds the try-out image of deploy/compose.dev.yaml instead (never
 # deploy that one).
