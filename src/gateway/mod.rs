@@ -113,10 +113,10 @@ impl Gateway {
         cfg.app_data(self.clone())
             .route(VERIFY_PATH, web::route().to(verify::verify));
         if let Some(upstream) = &self.0.upstream {
-            // A route, so the metrics name it; and the default, so a request-target that is
-            // not a path (`*`) meets the normalisation too.
+            // The default service, not a `/{tail:.*}` route: no pattern to match (a regular
+            // expression) on every request, and a request-target that is not a path (`*`)
+            // meets the normalisation too. The metrics name it by its RouteLabel.
             cfg.app_data(proxy::Upstream::new(upstream))
-                .route("/{upstream:.*}", web::route().to(proxy::proxy))
                 .default_service(web::to(proxy::proxy));
         }
     }

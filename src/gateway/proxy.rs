@@ -17,7 +17,10 @@ use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Error;
 use super::headers::{Forwarding, passes_back, to_upstream};
 use super::{Gateway, UPSTREAM_CONNECTIONS, UPSTREAM_IDLE, UpstreamSettings};
-use crate::telemetry::{REQUEST_ID, RequestId};
+use crate::telemetry::{REQUEST_ID, RequestId, RouteLabel};
+
+/// The route the metrics count proxied requests under.
+const ROUTE: &str = "/{upstream:.*}";
 
 /// One worker's way to the upstream: its own client (awc's is not `Send`) and the settings.
 #[derive(Clone)]
@@ -56,6 +59,7 @@ pub(super) async fn proxy(
         log::error!("the proxy route is registered without its gateway: use Gateway::configure");
         return Ok(HttpResponse::InternalServerError().finish());
     };
+    req.extensions_mut().insert(RouteLabel(ROUTE));
     let settings = &upstream.settings;
     let path = normalized(req.path())?;
     let allowed = authorize(&gateway.0.policy, &req, req.method(), &path).await?;

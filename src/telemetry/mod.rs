@@ -39,6 +39,12 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogReason(pub &'static str);
 
+/// The route a request is counted under when it was served by a default service rather
+/// than a route (the gateway's proxy), in the request's extensions; the request log reads it
+/// instead of walking the routes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLabel(pub &'static str);
+
 /// The id of the current request, in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -110,9 +116,9 @@ pub async fn log_request<B: MessageBody>(
     let client = client.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
     // Logged only when it is a well-formed W3C trace context; anything else is dropped.
     let trace = traceparent(req.headers());
-    // The route is the resource that served the request, read once it was routed (below).
-    // Should the service fail before answering, the pattern its decoded path matches is the
-    // best we know: the raw path would put `/api/who%61mi` under `unmatched`.
+    // The route: the pattern of the resource the decoded path matches, as the router matches
+    // it (the raw path would put `/api/who%61mi` under `unmatched`); or, for a request a
+    // default service served, the RouteLabel it gave the request (read below).
     let unrouted = req.resource_map().match_pattern(req.match_info().as_str());
     let method = req.method().clone();
     // The path is the client's text: bounded, like every outside value in a log line (the
@@ -120,13 +126,13 @@ pub async fn log_request<B: MessageBody>(
     let path = bounded(req.path(), MAX_LOGGED_PATH);
     // `auth`: an authentication failure's reason, counted in the metrics; `reason`: that or
     // another refusal's (the gateway's), for the log line (its status is counted already).
-    let log = |route: Option<String>,
+    let log = |route: Option<&str>,
                status: StatusCode,
                auth: Option<&'static str>,
                reason: Option<&'static str>| {
         let latency = started.elapsed();
         if let Some(t) = &telemetry {
-            let route = route.as_deref().unwrap_or("unmatched");
+            let route = route.unwrap_or("unmatched");
             t.metrics()
                 .record(route, method.as_str(), status.as_u16(), latency, auth);
         }
@@ -165,7 +171,7 @@ pub async fn log_request<B: MessageBody>(
             // actix turns the error into the response after us; log what it will send. (Only
             // middleware fails this way, e.g. a CORS refusal: handlers' errors are responses.)
             log(
-                unrouted,
+                unrouted.as_deref(),
                 error.as_response_error().status_code(),
                 auth_reason(Some(&error)),
                 None,
@@ -183,13 +189,14 @@ pub async fn log_request<B: MessageBody>(
             .head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
-    let route = response.request().match_pattern().or(unrouted);
     let auth = auth_reason(response.response().error());
     let reason = response
         .response()
         .extensions()
         .get::<LogReason>()
         .map(|reason| reason.0);
+    let label = response.request().extensions().get::<RouteLabel>().copied();
+    let route = label.map(|label| label.0).or(unrouted.as_deref());
     log(route, response.status(), auth, reason);
     Ok(response.map_body(|_, body| Counted { body, in_flight }))
 }
