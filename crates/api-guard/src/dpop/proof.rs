@@ -3,6 +3,8 @@
 //! needs the access token's claims (`cnf.jkt`) and the replay store comes after, in the
 //! guard.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -16,7 +18,7 @@ use super::nonce::Nonces;
 use super::replay::ProofId;
 use crate::Algorithm;
 use crate::error::Reason;
-use crate::jwks::parse_proof_key;
+use crate::jwks::{Key, parse_proof_key};
 
 /// Proofs longer than this are refused before any parsing.
 pub(crate) const MAX_PROOF_BYTES: usize = 8 * 1024;
@@ -93,35 +95,13 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
     else {
         return Err(Reason::DpopMalformed);
     };
-    let unverified_header: UnverifiedHeader = json_segment(header_b64)?;
-
-    // 4. Explicitly typed (RFC 8725 §3.11): a token or another JWT is not a proof.
-    let typed = unverified_header.typ.as_deref().is_some_and(is_dpop_type);
-    if !typed {
-        return Err(Reason::DpopWrongType);
-    }
-    // 5. An asymmetric algorithm from our list: `none` and HMAC never parse.
-    let alg: Algorithm = unverified_header
-        .alg
-        .as_deref()
-        .and_then(|unverified_alg| unverified_alg.parse().ok())
-        .ok_or(Reason::DpopAlgorithmNotAllowed)?;
-    if unverified_header.crit {
-        return Err(Reason::DpopUnsupportedCritical);
-    }
-    // 6. A public key only, fit for `alg`.
-    let unverified_jwk = unverified_header.jwk.ok_or(Reason::DpopBadKey)?;
-    if PRIVATE_MEMBERS
-        .iter()
-        .any(|member| unverified_jwk.contains_key(*member))
-    {
-        return Err(Reason::DpopPrivateKey);
-    }
-    let thumbprint = thumbprint(&unverified_jwk).ok_or(Reason::DpopBadKey)?;
-    let key = parse_proof_key(Value::Object(unverified_jwk)).ok_or(Reason::DpopBadKey)?;
-    if !key.accepts(alg) {
-        return Err(Reason::DpopBadKey);
-    }
+    // 3–6, or what they gave for this very header before.
+    let remembered = HEADERS.get(header_b64);
+    let header = match &remembered {
+        Some(header) => header,
+        None => &check_header(header_b64)?,
+    };
+    let alg = header.alg;
 
     // 7. The signature, with the proof's own key: it proves possession of that key, which
     //    the token's `cnf.jkt` must name (checked later).
@@ -129,8 +109,13 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
         .decode(signature_b64)
         .map_err(|_| Reason::DpopMalformed)?;
     let signing_input = &proof[..header_b64.len() + 1 + payload_b64.len()];
-    if !key.verify(alg, signing_input.as_bytes(), &signature) {
+    if !header.key.verify(alg, signing_input.as_bytes(), &signature) {
         return Err(Reason::DpopBadSignature);
+    }
+    let thumbprint = header.thumbprint.clone();
+    if remembered.is_none() {
+        // Only a header whose key has signed a proof: one made up is never remembered.
+        HEADERS.remember(header_b64, header);
     }
 
     // 8–10. The verified claims against the request.
@@ -180,6 +165,89 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
         thumbprint,
         ttl,
     })
+}
+
+/// What a proof's header gave once checked (steps 3 to 6): the same for every proof a
+/// client signs with one key, so it is remembered (see [`Headers`]).
+struct CheckedHeader {
+    alg: Algorithm,
+    /// RFC 7638 thumbprint of `key`.
+    thumbprint: String,
+    key: Key,
+}
+
+/// 3–6: the header of a proof, `unverified_` until the signature is checked with its key.
+fn check_header(header_b64: &str) -> Result<Arc<CheckedHeader>, Reason> {
+    let unverified_header: UnverifiedHeader = json_segment(header_b64)?;
+
+    // 4. Explicitly typed (RFC 8725 §3.11): a token or another JWT is not a proof.
+    let typed = unverified_header.typ.as_deref().is_some_and(is_dpop_type);
+    if !typed {
+        return Err(Reason::DpopWrongType);
+    }
+    // 5. An asymmetric algorithm from our list: `none` and HMAC never parse.
+    let alg: Algorithm = unverified_header
+        .alg
+        .as_deref()
+        .and_then(|unverified_alg| unverified_alg.parse().ok())
+        .ok_or(Reason::DpopAlgorithmNotAllowed)?;
+    if unverified_header.crit {
+        return Err(Reason::DpopUnsupportedCritical);
+    }
+    // 6. A public key only, fit for `alg`.
+    let unverified_jwk = unverified_header.jwk.ok_or(Reason::DpopBadKey)?;
+    if PRIVATE_MEMBERS
+        .iter()
+        .any(|member| unverified_jwk.contains_key(*member))
+    {
+        return Err(Reason::DpopPrivateKey);
+    }
+    let thumbprint = thumbprint(&unverified_jwk).ok_or(Reason::DpopBadKey)?;
+    let key = parse_proof_key(Value::Object(unverified_jwk)).ok_or(Reason::DpopBadKey)?;
+    if !key.accepts(alg) {
+        return Err(Reason::DpopBadKey);
+    }
+    Ok(Arc::new(CheckedHeader {
+        alg,
+        thumbprint,
+        key,
+    }))
+}
+
+/// Headers whose key signed a proof, by their exact base64url text: a client signs every
+/// proof with one key under one header, so its header is decoded, its key parsed (a
+/// P-256 point checked on the curve, an RSA modulus read) and its thumbprint hashed once,
+/// not on every request. A hit is exact, byte for byte, so it gives what checking the same
+/// text again would. Bounded: at most [`HEADERS_KEPT`] headers of at most
+/// [`HEADER_KEPT_BYTES`] each; when full it starts over.
+struct Headers(LazyLock<Mutex<HashMap<Box<str>, Arc<CheckedHeader>>>>);
+
+const HEADERS_KEPT: usize = 256;
+/// An RSA-4096 `jwk` header is about 1 KiB of base64url.
+const HEADER_KEPT_BYTES: usize = 2048;
+
+static HEADERS: Headers = Headers(LazyLock::new(Mutex::default));
+
+impl Headers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, Arc<CheckedHeader>>> {
+        // Every change to the map is a single step: a panic cannot leave it half-made.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, header_b64: &str) -> Option<Arc<CheckedHeader>> {
+        self.lock().get(header_b64).cloned()
+    }
+
+    fn remember(&self, header_b64: &str, header: &Arc<CheckedHeader>) {
+        if header_b64.len() > HEADER_KEPT_BYTES {
+            return;
+        }
+        let mut headers = self.lock();
+        if headers.len() >= HEADERS_KEPT {
+            headers.clear();
+        }
+        headers.insert(header_b64.into(), Arc::clone(header));
+    }
 }
 
 /// `typ` is a media type: case-insensitive, with or without `application/`.
@@ -261,6 +329,99 @@ mod tests {
             token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
             "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
         );
+    }
+
+    /// A fresh P-256 key's proof of `GET https://api.example.com/orders` at time 1000, with
+    /// `extra` members in its `jwk`; returns the proof and its header's base64url.
+    fn signed_proof(
+        key: &aws_lc_rs::signature::EcdsaKeyPair,
+        extra: Value,
+        sign_with: &aws_lc_rs::signature::EcdsaKeyPair,
+    ) -> (String, String) {
+        use aws_lc_rs::signature::KeyPair;
+        let point = key.public_key().as_ref();
+        let mut jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        if let (Value::Object(jwk), Value::Object(extra)) = (&mut jwk, extra) {
+            jwk.extend(extra);
+        }
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string());
+        let claims = json!({"jti": "j1", "htm": "GET", "htu": URL, "iat": 1000});
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = sign_with
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .expect("signing works");
+        (
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())),
+            header,
+        )
+    }
+
+    const URL: &str = "https://api.example.com/orders";
+
+    fn expected() -> Expected<'static> {
+        Expected {
+            method: "GET",
+            url: URL,
+            token: None,
+            now: 1000,
+            window: Duration::from_secs(180),
+            leeway: Duration::from_secs(60),
+            nonces: None,
+        }
+    }
+
+    fn new_key() -> aws_lc_rs::signature::EcdsaKeyPair {
+        aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .expect("a key")
+    }
+
+    #[test]
+    fn a_header_is_remembered_only_once_its_key_has_signed_a_proof() {
+        let (key, other) = (new_key(), new_key());
+        let (forged, header) = signed_proof(&key, json!({}), &other);
+        assert_eq!(check(&forged, &expected()), Err(Reason::DpopBadSignature));
+        assert!(
+            HEADERS.get(&header).is_none(),
+            "a made-up header is not kept"
+        );
+        let (proof, same_header) = signed_proof(&key, json!({}), &key);
+        assert_eq!(header, same_header);
+        let checked = check(&proof, &expected()).expect("a good proof");
+        let remembered = HEADERS.get(&header).expect("kept after a good signature");
+        assert_eq!(remembered.thumbprint, checked.thumbprint);
+    }
+
+    #[test]
+    fn a_remembered_header_still_needs_its_keys_signature_on_every_proof() {
+        let (key, other) = (new_key(), new_key());
+        let (proof, header) = signed_proof(&key, json!({}), &key);
+        let first = check(&proof, &expected()).expect("a good proof");
+        assert!(HEADERS.get(&header).is_some());
+        // Again, from the memory: the same answer.
+        assert_eq!(check(&proof, &expected()), Ok(first));
+        // The same header over a signature by another key.
+        let (forged, _) = signed_proof(&key, json!({}), &other);
+        assert_eq!(check(&forged, &expected()), Err(Reason::DpopBadSignature));
+    }
+
+    #[test]
+    fn a_header_that_differs_by_a_member_is_checked_afresh() {
+        let key = new_key();
+        let (proof, _) = signed_proof(&key, json!({}), &key);
+        assert!(check(&proof, &expected()).is_ok());
+        // The same key, now marked for encryption, or with a private member.
+        let (for_encryption, _) = signed_proof(&key, json!({"use": "enc"}), &key);
+        assert_eq!(check(&for_encryption, &expected()), Err(Reason::DpopBadKey));
+        let (private, _) = signed_proof(&key, json!({"d": "AAAA"}), &key);
+        assert_eq!(check(&private, &expected()), Err(Reason::DpopPrivateKey));
     }
 
     #[test]
