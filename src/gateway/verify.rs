@@ -7,7 +7,8 @@
 //! The request being decided is named by `X-Original-Method` / `X-Original-URI` (nginx) or
 //! `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik, Caddy), believed only from a peer in
 //! `TRUSTED_PROXIES`; from anyone else they are ignored and the request's own method and
-//! path are decided. The token is the `Authorization` header the front proxy passes along.
+//! path are decided. The token is the `Authorization` header the front proxy passes along;
+//! a DPoP proof must name the described method and path (the library's `ProofTarget`).
 //!
 //! A 200 always carries the four identity headers, empty on an anonymous rule (and for a
 //! claim the token lacks), so a front proxy that copies them overwrites a client's own.
@@ -15,6 +16,7 @@
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use api_guard::ProofTarget;
 
 use crate::routes::resource_metadata::ResourcePath;
 
@@ -46,12 +48,18 @@ pub(super) async fn verify(req: HttpRequest) -> Result<HttpResponse, actix_web::
     } else {
         (None, None)
     };
+    let described = method.is_some() || path.is_some();
     let method = method.unwrap_or_else(|| req.method().clone());
-    let described = path.is_some();
-    let path = normalized(path.as_deref().unwrap_or(req.path()))?;
+    let raw_path = path.as_deref().unwrap_or(req.path());
+    let path = normalized(raw_path)?;
     if described {
-        // A challenge names the metadata of the resource the client asked for.
+        // A challenge names the metadata of the resource the client asked for, and a DPoP
+        // proof must name the client's request, not this one.
         req.extensions_mut().insert(ResourcePath(path.clone()));
+        req.extensions_mut().insert(ProofTarget {
+            method: method.clone(),
+            path: raw_path.to_owned(),
+        });
     }
     let allowed = authorize(&gateway.0.policy, &req, &method, &path).await?;
     let mut response = HttpResponse::Ok();

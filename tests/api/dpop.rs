@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use api_guard::Reason;
+use api_guard_server::telemetry::TrustedProxies;
 use aws_lc_rs::digest;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
@@ -534,6 +535,79 @@ async fn htu_spellings_equal_per_rfc_3986_are_accepted_and_others_refused() {
             htu,
         );
     }
+}
+
+/// `GET /auth/verify` with a DPoP token and proof, describing `method uri` as nginx does.
+async fn forward_auth(app: &TestApp, token: &str, proof: &str, method: &str, uri: &str) -> Reply {
+    let response = client()
+        .get(format!("{}/auth/verify", app.address))
+        .insert_header(("Authorization", format!("DPoP {token}")))
+        .insert_header(("DPoP", proof))
+        .insert_header(("X-Original-Method", method))
+        .insert_header(("X-Original-URI", uri))
+        .send()
+        .await;
+    read(response.expect("the service answers")).await
+}
+
+#[actix_web::test]
+async fn through_forward_auth_a_proof_names_the_request_a_trusted_front_proxy_describes() {
+    let public = "https://api.example.com";
+    let spawn = |trusted: bool| {
+        spawn_app_with(move |config| {
+            config.public_url = Some(public.to_owned());
+            config.auth = config.auth.clone().with_public_url(public);
+            if trusted {
+                config.trusted_proxies = TrustedProxies::parse("127.0.0.1").unwrap();
+            }
+        })
+    };
+    let app = spawn(true).await;
+    let key = Key::p256();
+    let token = app.issuer.mint_bound(&["AccessAll"], &key.thumbprint());
+    let client_request = format!("{public}/orders/7");
+    let proof = Proof::new(&key, "POST", &client_request, &token).sign(&key);
+    let reply = forward_auth(&app, &token, &proof, "POST", "/orders/7?page=2").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .header("x-auth-subject")
+            .is_some_and(|s| !s.is_empty())
+    );
+    // A proof for the subrequest itself, or for another method, names another request.
+    let subrequest = format!("{public}/auth/verify");
+    for (htm, htu, context) in [
+        (
+            "GET",
+            subrequest.as_str(),
+            "the subrequest's own method and URL",
+        ),
+        ("DELETE", client_request.as_str(), "another method"),
+        ("POST", &format!("{public}/orders/8"), "another path"),
+    ] {
+        let proof = Proof::new(&key, htm, htu, &token).sign(&key);
+        assert_dpop_refusal(
+            &forward_auth(&app, &token, &proof, "POST", "/orders/7").await,
+            "invalid_dpop_proof",
+            context,
+        );
+    }
+
+    // From a peer that is not trusted, the description is ignored: the proof must name the
+    // request that reached api-guard.
+    let untrusted = spawn(false).await;
+    let token = untrusted
+        .issuer
+        .mint_bound(&["AccessAll"], &key.thumbprint());
+    let for_client = Proof::new(&key, "POST", &client_request, &token).sign(&key);
+    assert_dpop_refusal(
+        &forward_auth(&untrusted, &token, &for_client, "POST", "/orders/7").await,
+        "invalid_dpop_proof",
+        "untrusted description",
+    );
+    let for_itself = Proof::new(&key, "GET", &subrequest, &token).sign(&key);
+    let reply = forward_auth(&untrusted, &token, &for_itself, "POST", "/orders/7").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[actix_web::test]

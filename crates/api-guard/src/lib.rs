@@ -80,8 +80,9 @@ pub use algorithm::{Algorithm, AlgorithmError};
 pub use cache::CacheStats;
 pub use claims::AuthenticatedClaims;
 pub use dpop::{
-    MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
-    TokenRequestProof, check_dpop_binding, check_token_request_proof, dpop_algorithms,
+    MemoryReplayStore, ProofId, ProofTarget, Remembered, ReplayFuture, ReplayStore,
+    ReplayStoreError, TokenRequestProof, check_dpop_binding, check_token_request_proof,
+    dpop_algorithms,
 };
 pub use error::{Challenge, Error as AuthError, Reason};
 pub use guard::{Guard, GuardError, configure};

@@ -36,8 +36,8 @@ use nonce::Nonces;
 pub(crate) mod proof;
 mod replay;
 
-use actix_web::HttpRequest;
 use actix_web::http::header::{HOST, HeaderName};
+use actix_web::{HttpMessage, HttpRequest};
 
 pub use replay::{
     MemoryReplayStore, ProofId, Remembered, ReplayFuture, ReplayStore, ReplayStoreError,
@@ -95,6 +95,34 @@ pub fn check_dpop_binding(
     }
 }
 
+/// The request a DPoP proof must name (`htm`, `htu`) when it is not the HTTP request that
+/// carries the token: a forward-auth endpoint (nginx `auth_request`, Caddy `forward_auth`,
+/// Traefik `forwardAuth`) is asked about the client's request, which the front proxy
+/// describes in headers (`X-Original-Method`, `X-Original-URI`, ...). Insert it in the
+/// request's extensions before the extractor runs, and only when the describing peer is
+/// trusted: the proof is then checked against this method and path (with the public URL's
+/// scheme and authority) instead of the request's own.
+///
+/// ```
+/// use actix_web::HttpMessage;
+/// use actix_web::http::Method;
+/// use api_guard::ProofTarget;
+///
+/// # let req = actix_web::test::TestRequest::default().to_http_request();
+/// // In a forward-auth handler, for a request a trusted front proxy described:
+/// req.extensions_mut().insert(ProofTarget {
+///     method: Method::POST,
+///     path: "/orders".to_owned(),
+/// });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofTarget {
+    /// The client's method.
+    pub method: actix_web::http::Method,
+    /// The client's path, without the query.
+    pub path: String,
+}
+
 /// Finds and checks the proof of a request that came as `Authorization: DPoP <token>`:
 /// every check but the binding and the replay store.
 pub(crate) fn check_request(
@@ -116,10 +144,16 @@ pub(crate) fn check_request(
     let proof = value
         .to_str()
         .map_err(|_| Error::from(Reason::DpopMalformed))?;
-    let url = request_url(req, settings.public_url()).ok_or(Error::from(Reason::DpopWrongUrl))?;
+    let target = req.extensions().get::<ProofTarget>().cloned();
+    let (method, path) = match &target {
+        Some(target) => (target.method.as_str(), target.path.as_str()),
+        None => (req.method().as_str(), req.uri().path()),
+    };
+    let url =
+        request_url(req, path, settings.public_url()).ok_or(Error::from(Reason::DpopWrongUrl))?;
     let nonces = settings.dpop_nonce_secret().map(Nonces::new);
     let expected = proof::Expected {
-        method: req.method().as_str(),
+        method,
         url: &url,
         token: Some(token),
         now,
@@ -179,10 +213,9 @@ pub fn check_token_request_proof(
     })
 }
 
-/// The request's URL as a proof's `htu` must name it, normalised: `public_url` (or the
-/// connection's scheme and the `Host` header) and the path, without the query.
-fn request_url(req: &HttpRequest, public_url: Option<&str>) -> Option<String> {
-    let path = req.uri().path();
+/// The URL of `path` as a proof's `htu` must name it, normalised: `public_url` (or the
+/// connection's scheme and the `Host` header of `req`) and `path`, without a query.
+fn request_url(req: &HttpRequest, path: &str, public_url: Option<&str>) -> Option<String> {
     match public_url {
         Some(base) => htu::normalise(&format!("{}{path}", base.trim_end_matches('/'))),
         None => {
@@ -230,12 +263,13 @@ mod tests {
             .uri("/api/whoami?x=1")
             .insert_header((HOST, "evil.example"))
             .to_http_request();
+        let path = req.uri().path();
         assert_eq!(
-            request_url(&req, Some("https://API.example.com:443/")).as_deref(),
+            request_url(&req, path, Some("https://API.example.com:443/")).as_deref(),
             Some("https://api.example.com/api/whoami")
         );
         assert_eq!(
-            request_url(&req, None).as_deref(),
+            request_url(&req, path, None).as_deref(),
             Some("http://evil.example/api/whoami")
         );
     }
