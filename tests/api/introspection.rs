@@ -41,9 +41,9 @@ fn introspecting_at(url: String) -> impl FnOnce(&mut Config) {
 }
 
 /// `POST {issuer}{path}` with the development client's HTTP Basic credentials and `form`.
-async fn post_as_client(app: &TestApp, path: &str, form: &str) -> Reply {
+async fn post_as_client(issuer: &DevIssuer, path: &str, form: &str) -> Reply {
     let response = client()
-        .post(format!("{}{path}", app.issuer.issuer()))
+        .post(format!("{}{path}", issuer.issuer()))
         .basic_auth(CLIENT_ID, CLIENT_SECRET)
         .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
         .send_body(form.to_owned())
@@ -55,7 +55,7 @@ async fn post_as_client(app: &TestApp, path: &str, form: &str) -> Reply {
 /// An opaque token from the development issuer's token endpoint, over HTTP.
 async fn opaque_token(app: &TestApp) -> String {
     let reply = post_as_client(
-        app,
+        &app.issuer,
         "/v1/token",
         "grant_type=client_credentials&scope=AccessAll&token_format=opaque",
     )
@@ -66,8 +66,8 @@ async fn opaque_token(app: &TestApp) -> String {
     token
 }
 
-async fn revoke(app: &TestApp, token: &str) {
-    let reply = post_as_client(app, "/v1/revoke", &format!("token={token}")).await;
+async fn revoke(issuer: &DevIssuer, token: &str) {
+    let reply = post_as_client(issuer, "/v1/revoke", &format!("token={token}")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
@@ -109,7 +109,7 @@ async fn an_opaque_token_of_the_development_issuer_is_accepted_with_the_answers_
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["client_id"], CLIENT_ID);
     let refused = post_as_client(
-        &app,
+        &app.issuer,
         "/v1/token",
         "grant_type=client_credentials&token_format=sealed",
     )
@@ -145,7 +145,7 @@ async fn a_revoked_opaque_token_is_refused_once_the_cached_answer_has_expired() 
     let app = spawn_app_with(introspecting(IntrospectionMode::Opaque)).await;
     let token = opaque_token(&app).await;
     assert_eq!(app.whoami(&token).await.status, 200);
-    revoke(&app, &token).await;
+    revoke(&app.issuer, &token).await;
     assert!(
         refused_as_inactive(&app, &token).await,
         "still accepted 10 s after revocation with a 1 s cache"
@@ -163,7 +163,7 @@ async fn always_mode_refuses_a_revoked_jwt_and_accepts_the_others() {
         app.issuer.introspection_calls() >= 1,
         "the JWT was introspected"
     );
-    revoke(&app, &revoked).await;
+    revoke(&app.issuer, &revoked).await;
     assert!(
         refused_as_inactive(&app, &revoked).await,
         "a revoked JWT still accepted after 10 s"
@@ -181,6 +181,48 @@ async fn always_mode_refuses_a_revoked_jwt_and_accepts_the_others() {
         Reason::WrongAudience.description()
     );
     assert_eq!(app.issuer.introspection_calls(), calls);
+}
+
+#[actix_web::test]
+async fn with_two_issuers_a_jwt_is_introspected_at_its_own_issuer_and_an_opaque_token_at_the_first()
+{
+    let (a, a_server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    let (b, _b_server) = DevIssuer::spawn("127.0.0.1:0", |_| {}).await.unwrap();
+    let b_url = b.issuer().to_owned();
+    let app = spawn_app_for(a, a_server, |config| {
+        introspecting(IntrospectionMode::Always)(config);
+        config.auth = config.auth.clone().with_additional_issuers([b_url]);
+    })
+    .await;
+    let a = &app.issuer;
+    for (own, other) in [(a, &b), (&b, a)] {
+        let token = own.mint(&["AccessAll"]);
+        let (own_calls, other_calls) = (own.introspection_calls(), other.introspection_calls());
+        let reply = app.whoami(&token).await;
+        assert_eq!(reply.status, 200, "{}: {}", own.issuer(), reply.body);
+        assert_eq!(own.introspection_calls(), own_calls + 1, "{}", own.issuer());
+        assert_eq!(other.introspection_calls(), other_calls, "{}", own.issuer());
+        revoke(own, &token).await;
+        assert!(
+            refused_as_inactive(&app, &token).await,
+            "a JWT revoked at {} still accepted after 10 s",
+            own.issuer()
+        );
+    }
+    // An opaque token names no issuer: it is introspected at the first one only.
+    let opaque = opaque_token(&app).await;
+    assert_eq!(app.whoami(&opaque).await.status, 200);
+    let b_calls = b.introspection_calls();
+    let reply = post_as_client(
+        &b,
+        "/v1/token",
+        "grant_type=client_credentials&scope=AccessAll&token_format=opaque",
+    )
+    .await;
+    let b_opaque = reply.body["access_token"].as_str().unwrap().to_owned();
+    let reply = app.whoami(&b_opaque).await;
+    reply.assert_auth_error(401, "invalid_token", "an opaque token of the second issuer");
+    assert_eq!(b.introspection_calls(), b_calls);
 }
 
 #[actix_web::test]
