@@ -18,6 +18,7 @@ use super::error::Error;
 use super::headers::{Forwarding, passes_back, to_upstream};
 use super::{Gateway, UPSTREAM_CONNECTIONS, UPSTREAM_IDLE, UpstreamSettings};
 use crate::telemetry::{REQUEST_ID, RequestId, RouteLabel};
+use api_guard::ProofTarget;
 
 /// The route the metrics count proxied requests under.
 const ROUTE: &str = "/{upstream:.*}";
@@ -62,6 +63,10 @@ pub(super) async fn proxy(
     req.extensions_mut().insert(RouteLabel(ROUTE));
     let settings = &upstream.settings;
     let path = normalized(req.path())?;
+    // A DPoP proof names the path as normalised: the one the policy decides on and the
+    // upstream receives (`/x//../admin` is `/admin` here, `/x/admin` to RFC 3986 alone).
+    req.extensions_mut()
+        .insert(ProofTarget::new(req.method().clone(), path.clone()));
     let allowed = authorize(&gateway.0.policy, &req, req.method(), &path).await?;
     if is_websocket(&req) {
         return Err(Error::NotImplemented(

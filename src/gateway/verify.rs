@@ -7,7 +7,8 @@
 //! The request being decided is named by `X-Original-Method` / `X-Original-URI` (nginx) or
 //! `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik, Caddy), believed only from a peer in
 //! `TRUSTED_PROXIES`; from anyone else they are ignored and the request's own method and
-//! path are decided. The token is the `Authorization` header the front proxy passes along;
+//! path are decided. Both halves of one pair, or 400: a front proxy passes the client's other
+//! headers on, so a second pair (or half of one) may be the client's. The token is the `Authorization` header the front proxy passes along;
 //! a DPoP proof must name the described method and path (the library's `ProofTarget`).
 //!
 //! A 200 always carries the four identity headers, empty on an anonymous rule (and for a
@@ -25,13 +26,19 @@ use super::access::{Allowed, authorize, normalized};
 use super::error::Error;
 use super::identity;
 
-const ORIGINAL_METHOD: [HeaderName; 2] = [
-    HeaderName::from_static("x-original-method"),
-    HeaderName::from_static("x-forwarded-method"),
-];
-const ORIGINAL_URI: [HeaderName; 2] = [
-    HeaderName::from_static("x-original-uri"),
-    HeaderName::from_static("x-forwarded-uri"),
+/// How front proxies describe the request they ask about: nginx's `auth_request` snippet
+/// sets the first pair, Caddy's `forward_auth` and Traefik's `forwardAuth` the second. Each
+/// passes the client's other headers on, so a request describing itself with both pairs is
+/// refused: one of them came from the client.
+const DESCRIPTIONS: [(HeaderName, HeaderName); 2] = [
+    (
+        HeaderName::from_static("x-original-method"),
+        HeaderName::from_static("x-original-uri"),
+    ),
+    (
+        HeaderName::from_static("x-forwarded-method"),
+        HeaderName::from_static("x-forwarded-uri"),
+    ),
 ];
 
 /// The handler, for every method.
@@ -43,24 +50,24 @@ pub(super) async fn verify(req: HttpRequest) -> Result<HttpResponse, actix_web::
     let trusted = req
         .peer_addr()
         .is_some_and(|peer| gateway.0.trusted.contains(peer.ip()));
-    let (method, path) = if trusted {
+    let described = if trusted {
         described(req.headers())?
     } else {
-        (None, None)
+        None
     };
-    let described = method.is_some() || path.is_some();
-    let method = method.unwrap_or_else(|| req.method().clone());
-    let raw_path = path.as_deref().unwrap_or(req.path());
-    let path = normalized(raw_path)?;
-    if described {
-        // A challenge names the metadata of the resource the client asked for, and a DPoP
-        // proof must name the client's request, not this one.
-        req.extensions_mut().insert(ResourcePath(path.clone()));
-        req.extensions_mut().insert(ProofTarget {
-            method: method.clone(),
-            path: raw_path.to_owned(),
-        });
-    }
+    let (method, path) = match described {
+        Some((method, raw_path)) => {
+            let path = normalized(&raw_path)?;
+            // A challenge names the metadata of the resource the client asked for, and a
+            // DPoP proof must name the client's request (as normalised for the policy, the
+            // path the upstream receives), not this one.
+            req.extensions_mut().insert(ResourcePath(path.clone()));
+            req.extensions_mut()
+                .insert(ProofTarget::new(method.clone(), path.clone()));
+            (method, path)
+        }
+        None => (req.method().clone(), normalized(req.path())?),
+    };
     let allowed = authorize(&gateway.0.policy, &req, &method, &path).await?;
     let mut response = HttpResponse::Ok();
     // A front proxy may cache this answer only if told to; say it must not.
@@ -74,39 +81,49 @@ pub(super) async fn verify(req: HttpRequest) -> Result<HttpResponse, actix_web::
     Ok(response)
 }
 
-/// The method and path (query and fragment cut off) a trusted front proxy describes, each
-/// `None` when it sends no such header.
-fn described(headers: &HeaderMap) -> Result<(Option<Method>, Option<String>), Error> {
-    let method = match first_of(headers, &ORIGINAL_METHOD)? {
-        None => None,
-        Some(text) => Some(Method::from_bytes(text.trim().as_bytes()).map_err(|_| {
-            Error::BadForwardedRequest("the original method is not an HTTP method")
-        })?),
-    };
-    let path = first_of(headers, &ORIGINAL_URI)?.map(|uri| {
-        let end = uri.find(['?', '#']).unwrap_or(uri.len());
-        uri[..end].trim().to_owned()
-    });
-    Ok((method, path))
-}
-
-/// The one value of the first of `names` present; two values of it are refused (which one
-/// would the front proxy have meant?).
-fn first_of<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Result<Option<&'a str>, Error> {
-    for name in names {
-        let mut values = headers.get_all(name);
-        let Some(value) = values.next() else { continue };
-        if values.next().is_some() {
+/// The method and path (query and fragment cut off) a trusted front proxy describes, or
+/// `None` when it describes none. Both halves of one pair, or 400.
+fn described(headers: &HeaderMap) -> Result<Option<(Method, String)>, Error> {
+    let mut found = None;
+    for (method_name, uri_name) in &DESCRIPTIONS {
+        let (method, uri) = (one_of(headers, method_name)?, one_of(headers, uri_name)?);
+        if method.is_none() && uri.is_none() {
+            continue;
+        }
+        if found.is_some() {
             return Err(Error::BadForwardedRequest(
-                "the original request is named twice; send X-Original-* or X-Forwarded-* once",
+                "the original request is described by both X-Original-* and X-Forwarded-*; a front proxy sets one pair, so the other came from the client",
             ));
         }
-        return value
-            .to_str()
-            .map(Some)
-            .map_err(|_| Error::BadForwardedRequest("the original URI is not ASCII"));
+        let (Some(method), Some(uri)) = (method, uri) else {
+            return Err(Error::BadForwardedRequest(
+                "the original request is described by half: send its method and its URI (X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri)",
+            ));
+        };
+        let method = Method::from_bytes(method.trim().as_bytes())
+            .map_err(|_| Error::BadForwardedRequest("the original method is not an HTTP method"))?;
+        let end = uri.find(['?', '#']).unwrap_or(uri.len());
+        found = Some((method, uri[..end].trim().to_owned()));
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// The one value of `name`, if present; two values are refused (which one would the front
+/// proxy have meant?).
+fn one_of<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Error> {
+    let mut values = headers.get_all(name);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::BadForwardedRequest(
+            "the original request is named twice; send X-Original-* or X-Forwarded-* once",
+        ));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| Error::BadForwardedRequest("the original URI is not ASCII"))
 }
 
 #[cfg(test)]
@@ -115,7 +132,7 @@ mod tests {
 
     use super::*;
 
-    fn described_by(pairs: &[(&str, &str)]) -> Result<(Option<Method>, Option<String>), Error> {
+    fn described_by(pairs: &[(&str, &str)]) -> Result<Option<(Method, String)>, Error> {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(
@@ -127,19 +144,43 @@ mod tests {
     }
 
     #[test]
-    fn nginx_names_win_and_the_query_is_cut_off() {
+    fn one_pair_describes_the_request_and_the_query_is_cut_off() {
         let (method, path) = described_by(&[
-            ("x-forwarded-method", "GET"),
-            ("x-forwarded-uri", "/b"),
             ("x-original-method", "DELETE"),
             ("x-original-uri", "/orders/1?x=/admin#frag"),
         ])
+        .unwrap()
         .unwrap();
-        assert_eq!(method, Some(Method::DELETE));
-        assert_eq!(path.as_deref(), Some("/orders/1"));
-        let (method, path) = described_by(&[("x-forwarded-uri", "/c?d")]).unwrap();
-        assert_eq!((method, path.as_deref()), (None, Some("/c")));
-        assert!(described_by(&[("x-original-uri", "/a"), ("x-original-uri", "/b")]).is_err());
-        assert!(described_by(&[("x-original-method", "G E T")]).is_err());
+        assert_eq!((method, path.as_str()), (Method::DELETE, "/orders/1"));
+        let (method, path) =
+            described_by(&[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/c?d")])
+                .unwrap()
+                .unwrap();
+        assert_eq!((method, path.as_str()), (Method::GET, "/c"));
+        assert!(described_by(&[("x-request-id", "1")]).unwrap().is_none());
+    }
+
+    #[test]
+    fn both_pairs_half_a_pair_or_a_repeated_header_are_refused() {
+        for pairs in [
+            // A client's own X-Original-URI passed on by Caddy or Traefik.
+            &[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/b"),
+                ("x-original-uri", "/public"),
+            ][..],
+            // Mixed: the method of one pair, the URI of the other.
+            &[("x-original-method", "GET"), ("x-forwarded-uri", "/b")],
+            &[("x-forwarded-uri", "/b")],
+            &[("x-original-method", "GET")],
+            &[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/a"),
+                ("x-original-uri", "/b"),
+            ],
+            &[("x-original-method", "G E T"), ("x-original-uri", "/a")],
+        ] {
+            assert!(described_by(pairs).is_err(), "{pairs:?}");
+        }
     }
 }

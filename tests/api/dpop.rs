@@ -576,6 +576,18 @@ async fn through_forward_auth_a_proof_names_the_request_a_trusted_front_proxy_de
     );
     // A proof for the subrequest itself, or for another method, names another request.
     let subrequest = format!("{public}/auth/verify");
+    // The path as the policy normalises it (and the upstream receives it): `/x//../orders/7`
+    // is `/orders/7`, though RFC 3986 alone makes it `/x/orders/7`.
+    let proof = Proof::new(&key, "POST", &client_request, &token).sign(&key);
+    let reply = forward_auth(&app, &token, &proof, "POST", "/x//../orders/7").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let rfc_3986_only = format!("{public}/x/orders/7");
+    let proof = Proof::new(&key, "POST", &rfc_3986_only, &token).sign(&key);
+    assert_dpop_refusal(
+        &forward_auth(&app, &token, &proof, "POST", "/x//../orders/7").await,
+        "invalid_dpop_proof",
+        "the path as RFC 3986 alone normalises it",
+    );
     for (htm, htu, context) in [
         (
             "GET",

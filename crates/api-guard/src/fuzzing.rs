@@ -112,6 +112,7 @@ pub fn dpop_proof(proof: &str, url: &str, token: &str) -> Result<String, &'stati
         window: std::time::Duration::from_secs(180),
         leeway: std::time::Duration::from_secs(60),
         nonces: None,
+        bound_to: None,
     };
     crate::dpop::proof::check(proof, &expected)
         .map(|checked| checked.thumbprint)

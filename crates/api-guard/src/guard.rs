@@ -290,7 +290,8 @@ impl Guard {
             Some(_) if claims.dpop_thumbprint().is_none() => None,
             Some(req) => {
                 let now = now() as u64;
-                match dpop::check_request(req, token, &self.0.settings, now) {
+                let bound_to = claims.dpop_thumbprint();
+                match dpop::check_request(req, token, bound_to, &self.0.settings, now) {
                     Ok(proof) => Some(proof),
                     Err(error) => return Step::Done(Err(error)),
                 }

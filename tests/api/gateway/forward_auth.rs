@@ -69,7 +69,7 @@ async fn the_original_request_is_believed_only_from_trusted_proxies() {
         [
             ("Authorization".to_owned(), format!("Bearer {token}")),
             ("X-Original-URI".to_owned(), "no-leading-slash".to_owned()),
-            ("X-Forwarded-Method".to_owned(), "GET".to_owned()),
+            ("X-Original-Method".to_owned(), "GET".to_owned()),
         ]
     };
     let untrusted = spawn_app_with(|_| {}).await;
@@ -117,10 +117,37 @@ async fn the_original_request_is_believed_only_from_trusted_proxies() {
     assert_eq!(good.status, 200, "{}", good.body);
     // The challenge names the metadata of the resource the client asked for.
     let mut refused = trusted
-        .get("/auth/verify", &[("X-Forwarded-Uri", "/orders/7?page=2")])
+        .get(
+            "/auth/verify",
+            &[
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/orders/7?page=2"),
+            ],
+        )
         .await;
     refused.resource_metadata = Some(resource_metadata_url(&trusted.address, "/orders/7"));
     refused.assert_auth_error(401, "unauthorized", "the described request, no token");
+    // Caddy and Traefik pass a client's X-Original-* on beside their own X-Forwarded-*: a
+    // request described both ways, or by half, is refused, never decided on the client's.
+    for (context, headers) in [
+        (
+            "both pairs",
+            &[
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/orders/7"),
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/public"),
+            ][..],
+        ),
+        ("half a pair", &[("X-Forwarded-Uri", "/orders/7")]),
+    ] {
+        let mut headers = headers.to_vec();
+        let bearer = format!("Bearer {token}");
+        headers.push(("Authorization", &bearer));
+        let reply = trusted.get("/auth/verify", &headers).await;
+        assert_eq!(reply.status, 400, "{context}: {}", reply.body);
+        assert_eq!(reply.body["error"], "invalid_request", "{context}");
+    }
 }
 
 #[actix_web::test]

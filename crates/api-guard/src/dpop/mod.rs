@@ -103,6 +103,11 @@ pub fn check_dpop_binding(
 /// trusted: the proof is then checked against this method and path (with the public URL's
 /// scheme and authority) instead of the request's own.
 ///
+/// Insert it before anything authenticates the request: once an extractor or
+/// [`RequireScopes`](crate::RequireScopes) has checked it, the claims are kept for the
+/// request and the proof is not checked again. A path that does not start with `/` matches
+/// no proof.
+///
 /// ```
 /// use actix_web::HttpMessage;
 /// use actix_web::http::Method;
@@ -110,12 +115,10 @@ pub fn check_dpop_binding(
 ///
 /// # let req = actix_web::test::TestRequest::default().to_http_request();
 /// // In a forward-auth handler, for a request a trusted front proxy described:
-/// req.extensions_mut().insert(ProofTarget {
-///     method: Method::POST,
-///     path: "/orders".to_owned(),
-/// });
+/// req.extensions_mut().insert(ProofTarget::new(Method::POST, "/orders"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProofTarget {
     /// The client's method.
     pub method: actix_web::http::Method,
@@ -123,11 +126,22 @@ pub struct ProofTarget {
     pub path: String,
 }
 
+impl ProofTarget {
+    /// The request `method path` (`path` without the query).
+    pub fn new(method: actix_web::http::Method, path: impl Into<String>) -> Self {
+        ProofTarget {
+            method,
+            path: path.into(),
+        }
+    }
+}
+
 /// Finds and checks the proof of a request that came as `Authorization: DPoP <token>`:
-/// every check but the binding and the replay store.
+/// every check but the binding and the replay store. `bound_to` is the token's `cnf.jkt`.
 pub(crate) fn check_request(
     req: &HttpRequest,
     token: &str,
+    bound_to: Option<&str>,
     settings: &crate::AuthSettings,
     now: u64,
 ) -> Result<CheckedProof, Error> {
@@ -160,6 +174,7 @@ pub(crate) fn check_request(
         window: settings.dpop_window(),
         leeway: settings.leeway(),
         nonces: nonces.as_ref(),
+        bound_to,
     };
     proof::check(proof, &expected).map_err(|reason| match (reason, &nonces) {
         (Reason::DpopUseNonce, Some(nonces)) => Error::UseDpopNonce {
@@ -204,6 +219,7 @@ pub fn check_token_request_proof(
         window,
         leeway,
         nonces: None,
+        bound_to: None,
     };
     let checked = proof::check(proof, &expected)?;
     Ok(TokenRequestProof {
@@ -216,6 +232,10 @@ pub fn check_token_request_proof(
 /// The URL of `path` as a proof's `htu` must name it, normalised: `public_url` (or the
 /// connection's scheme and the `Host` header of `req`) and `path`, without a query.
 fn request_url(req: &HttpRequest, path: &str, public_url: Option<&str>) -> Option<String> {
+    // Anything else would run into the authority (`https://api.example.com` + `.evil/x`).
+    if !path.starts_with('/') {
+        return None;
+    }
     match public_url {
         Some(base) => htu::normalise(&format!("{}{path}", base.trim_end_matches('/'))),
         None => {
@@ -267,6 +287,11 @@ mod tests {
         assert_eq!(
             request_url(&req, path, Some("https://API.example.com:443/")).as_deref(),
             Some("https://api.example.com/api/whoami")
+        );
+        // A path that does not start with `/` would run into the authority.
+        assert_eq!(
+            request_url(&req, ".evil.example/x", Some("https://api.example.com")),
+            None
         );
         assert_eq!(
             request_url(&req, path, None).as_deref(),

@@ -44,6 +44,10 @@ pub(crate) struct Expected<'a> {
     pub(crate) leeway: Duration,
     /// When nonces are on: the proof must carry a current one (RFC 9449 §9).
     pub(crate) nonces: Option<&'a Nonces>,
+    /// The `cnf.jkt` of the token sent with the proof. A proof's header is remembered (see
+    /// [`Headers`]) only when its key is this one: only the holder of a key some issuer
+    /// bound a token to can add to the memory, and a made-up key never can.
+    pub(crate) bound_to: Option<&'a str>,
 }
 
 /// A proof that passed every check that does not need the token's claims or the store.
@@ -113,8 +117,8 @@ pub(crate) fn check(proof: &str, expected: &Expected<'_>) -> Result<CheckedProof
         return Err(Reason::DpopBadSignature);
     }
     let thumbprint = header.thumbprint.clone();
-    if remembered.is_none() {
-        // Only a header whose key has signed a proof: one made up is never remembered.
+    if remembered.is_none() && expected.bound_to == Some(thumbprint.as_str()) {
+        // The key signed this proof and a token is bound to it.
         HEADERS.remember(header_b64, header);
     }
 
@@ -214,12 +218,13 @@ fn check_header(header_b64: &str) -> Result<Arc<CheckedHeader>, Reason> {
     }))
 }
 
-/// Headers whose key signed a proof, by their exact base64url text: a client signs every
-/// proof with one key under one header, so its header is decoded, its key parsed (a
-/// P-256 point checked on the curve, an RSA modulus read) and its thumbprint hashed once,
-/// not on every request. A hit is exact, byte for byte, so it gives what checking the same
-/// text again would. Bounded: at most [`HEADERS_KEPT`] headers of at most
-/// [`HEADER_KEPT_BYTES`] each; when full it starts over.
+/// Headers whose key signed a proof sent with a token bound to that key, by their exact
+/// base64url text: a client signs every proof with one key under one header, so its header
+/// is decoded, its key parsed (a P-256 point checked on the curve, an RSA modulus read) and
+/// its thumbprint hashed once, not on every request. A hit is exact, byte for byte, so it
+/// gives what checking the same text again would; the signature is still checked. Bounded:
+/// at most [`HEADERS_KEPT`] headers of at most [`HEADER_KEPT_BYTES`] each; when full it
+/// starts over (a client then parses its key once more).
 struct Headers(LazyLock<Mutex<HashMap<Box<str>, Arc<CheckedHeader>>>>);
 
 const HEADERS_KEPT: usize = 256;
@@ -235,6 +240,10 @@ impl Headers {
     }
 
     fn get(&self, header_b64: &str) -> Option<Arc<CheckedHeader>> {
+        // A header too long to be kept is not looked for (nor hashed under the lock).
+        if header_b64.len() > HEADER_KEPT_BYTES {
+            return None;
+        }
         self.lock().get(header_b64).cloned()
     }
 
@@ -364,7 +373,9 @@ mod tests {
 
     const URL: &str = "https://api.example.com/orders";
 
-    fn expected() -> Expected<'static> {
+    /// What a proof for GET [`URL`] at time 1000 must match, sent with a token bound to the
+    /// key `bound_to` names.
+    fn expected(bound_to: Option<&str>) -> Expected<'_> {
         Expected {
             method: "GET",
             url: URL,
@@ -373,6 +384,7 @@ mod tests {
             window: Duration::from_secs(180),
             leeway: Duration::from_secs(60),
             nonces: None,
+            bound_to,
         }
     }
 
@@ -384,44 +396,72 @@ mod tests {
     }
 
     #[test]
-    fn a_header_is_remembered_only_once_its_key_has_signed_a_proof() {
+    fn a_header_is_remembered_only_once_its_key_has_signed_a_proof_for_a_token_bound_to_it() {
         let (key, other) = (new_key(), new_key());
-        let (forged, header) = signed_proof(&key, json!({}), &other);
-        assert_eq!(check(&forged, &expected()), Err(Reason::DpopBadSignature));
+        let (proof, header) = signed_proof(&key, json!({}), &key);
+        let jkt = check(&proof, &expected(None))
+            .expect("a good proof")
+            .thumbprint;
+        assert!(HEADERS.get(&header).is_none(), "no token bound to the key");
+        let other_jkt = check(&signed_proof(&other, json!({}), &other).0, &expected(None))
+            .expect("a good proof")
+            .thumbprint;
+        assert!(check(&proof, &expected(Some(&other_jkt))).is_ok());
         assert!(
             HEADERS.get(&header).is_none(),
-            "a made-up header is not kept"
+            "a token bound to another key"
         );
-        let (proof, same_header) = signed_proof(&key, json!({}), &key);
-        assert_eq!(header, same_header);
-        let checked = check(&proof, &expected()).expect("a good proof");
-        let remembered = HEADERS.get(&header).expect("kept after a good signature");
-        assert_eq!(remembered.thumbprint, checked.thumbprint);
+        let (forged, _) = signed_proof(&key, json!({}), &other);
+        assert_eq!(
+            check(&forged, &expected(Some(&jkt))),
+            Err(Reason::DpopBadSignature)
+        );
+        assert!(HEADERS.get(&header).is_none(), "a signature by another key");
+        check(&proof, &expected(Some(&jkt))).expect("a good proof");
+        let remembered = HEADERS
+            .get(&header)
+            .expect("kept: signed, and the token's key");
+        assert_eq!(remembered.thumbprint, jkt);
     }
 
     #[test]
     fn a_remembered_header_still_needs_its_keys_signature_on_every_proof() {
         let (key, other) = (new_key(), new_key());
         let (proof, header) = signed_proof(&key, json!({}), &key);
-        let first = check(&proof, &expected()).expect("a good proof");
+        let jkt = check(&proof, &expected(None))
+            .expect("a good proof")
+            .thumbprint;
+        let first = check(&proof, &expected(Some(&jkt))).expect("a good proof");
         assert!(HEADERS.get(&header).is_some());
         // Again, from the memory: the same answer.
-        assert_eq!(check(&proof, &expected()), Ok(first));
+        assert_eq!(check(&proof, &expected(Some(&jkt))), Ok(first));
         // The same header over a signature by another key.
         let (forged, _) = signed_proof(&key, json!({}), &other);
-        assert_eq!(check(&forged, &expected()), Err(Reason::DpopBadSignature));
+        assert_eq!(
+            check(&forged, &expected(Some(&jkt))),
+            Err(Reason::DpopBadSignature)
+        );
     }
 
     #[test]
     fn a_header_that_differs_by_a_member_is_checked_afresh() {
         let key = new_key();
         let (proof, _) = signed_proof(&key, json!({}), &key);
-        assert!(check(&proof, &expected()).is_ok());
+        let jkt = check(&proof, &expected(None))
+            .expect("a good proof")
+            .thumbprint;
+        assert!(check(&proof, &expected(Some(&jkt))).is_ok());
         // The same key, now marked for encryption, or with a private member.
         let (for_encryption, _) = signed_proof(&key, json!({"use": "enc"}), &key);
-        assert_eq!(check(&for_encryption, &expected()), Err(Reason::DpopBadKey));
+        assert_eq!(
+            check(&for_encryption, &expected(Some(&jkt))),
+            Err(Reason::DpopBadKey)
+        );
         let (private, _) = signed_proof(&key, json!({"d": "AAAA"}), &key);
-        assert_eq!(check(&private, &expected()), Err(Reason::DpopPrivateKey));
+        assert_eq!(
+            check(&private, &expected(Some(&jkt))),
+            Err(Reason::DpopPrivateKey)
+        );
     }
 
     #[test]
