@@ -8,8 +8,9 @@
 //! `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik, Caddy), believed only from a peer in
 //! `TRUSTED_PROXIES`; from anyone else they are ignored and the request's own method and
 //! path are decided. Both halves of one pair, or 400: a front proxy passes the client's other
-//! headers on, so a second pair (or half of one) may be the client's. The token is the `Authorization` header the front proxy passes along;
-//! a DPoP proof must name the described method and path (the library's `ProofTarget`).
+//! headers on, so a second pair (or half of one) may be the client's. The token is the
+//! `Authorization` header the front proxy passes along; a DPoP proof must name the described
+//! method and the path as normalised (the library's `ProofTarget`).
 //!
 //! A 200 always carries the four identity headers, empty on an anonymous rule (and for a
 //! claim the token lacks), so a front proxy that copies them overwrites a client's own.
