@@ -4,7 +4,7 @@
 //! are escaped and bounded; the claims of a valid token are shown with the sensitive ones
 //! ([`SENSITIVE_CLAIMS`]) redacted.
 
-use api_guard::{AuthError, CheckReport, Explanation, Guard};
+use api_guard::{AuthError, Check, CheckReport, Explanation, Guard};
 use serde_json::{Map, Value, json};
 
 /// Claims whose values are never printed: the personal data of OpenID Connect Core §5.1
@@ -25,40 +25,6 @@ pub const SENSITIVE_CLAIMS: &[&str] = &[
     "picture",
     "website",
     "gender",
-];
-
-/// The lines, in the order the guard runs the checks.
-const ORDER: [&str; 15] = [
-    "token",
-    "header",
-    "alg",
-    "typ",
-    "key",
-    "signature",
-    "claims",
-    "iss",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "introspection",
-    "dpop",
-    "scopes",
-];
-
-/// The checks that only a JWT goes through.
-const JWT_CHECKS: [&str; 11] = [
-    "header",
-    "alg",
-    "typ",
-    "key",
-    "signature",
-    "claims",
-    "iss",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
 ];
 
 /// The most characters of a value from the token that are printed.
@@ -121,24 +87,22 @@ impl<'e> Report<'e> {
         let opaque = explanation
             .checks
             .iter()
-            .any(|c| c.check.name() == "token" && c.outcome.is_ok())
-            && !explanation
-                .checks
-                .iter()
-                .any(|c| c.check.name() == "header");
-        let lines = ORDER
+            .any(|c| c.check == Check::Token && c.outcome.is_ok())
+            && !explanation.checks.iter().any(|c| c.check == Check::Header);
+        let lines = Check::ALL
             .iter()
-            .map(|&name| {
-                if let Some(check) = explanation.checks.iter().find(|c| c.check.name() == name) {
-                    return line(check, &issuer, explanation.now);
+            .map(|&check| {
+                let name = check.name();
+                if let Some(ran) = explanation.checks.iter().find(|c| c.check == check) {
+                    return line(ran, &issuer, explanation.now);
                 }
-                if name == "introspection" && introspection == "off" {
+                if check == Check::Introspection && introspection == "off" {
                     return skipped(name, "off (AUTH_INTROSPECTION=off)");
                 }
-                if name == "introspection" && introspection == "opaque" && !opaque {
+                if check == Check::Introspection && introspection == "opaque" && !opaque {
                     return skipped(name, "JWTs are checked locally (AUTH_INTROSPECTION=opaque)");
                 }
-                if opaque && JWT_CHECKS.contains(&name) {
+                if opaque && check.is_jwt_only() {
                     return skipped(name, "an opaque token: introspection checks it instead");
                 }
                 Line {

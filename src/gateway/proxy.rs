@@ -65,8 +65,11 @@ pub(super) async fn proxy(
     let path = normalized(req.path())?;
     // A DPoP proof names the path as normalised: the one the policy decides on and the
     // upstream receives (`/x//../admin` is `/admin` here, `/x/admin` to RFC 3986 alone).
-    req.extensions_mut()
-        .insert(ProofTarget::new(req.method().clone(), path.clone()));
+    // Said only when it differs from the request's own, which the library reads otherwise.
+    if path != req.path() {
+        req.extensions_mut()
+            .insert(ProofTarget::new(req.method().clone(), path.clone()));
+    }
     let allowed = authorize(&gateway.0.policy, &req, req.method(), &path).await?;
     if is_websocket(&req) {
         return Err(Error::NotImplemented(

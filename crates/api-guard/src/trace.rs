@@ -9,7 +9,7 @@
 
 use crate::error::Error;
 
-/// One check of a token, in the order the guard runs them.
+/// One check of a token ([`Check::ALL`] lists them in the order the guard runs them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Check {
@@ -48,6 +48,34 @@ pub enum Check {
 }
 
 impl Check {
+    /// Every check, in the order the guard runs them.
+    pub const ALL: [Check; 15] = [
+        Check::Token,
+        Check::Header,
+        Check::Algorithm,
+        Check::Type,
+        Check::Key,
+        Check::Signature,
+        Check::Claims,
+        Check::Issuer,
+        Check::Audience,
+        Check::Expiry,
+        Check::NotBefore,
+        Check::IssuedAt,
+        Check::Introspection,
+        Check::Dpop,
+        Check::Scopes,
+    ];
+
+    /// Whether only a JWT goes through this check (an opaque token is introspected instead):
+    /// everything from the header to `iat`.
+    pub fn is_jwt_only(self) -> bool {
+        !matches!(
+            self,
+            Check::Token | Check::Scopes | Check::Introspection | Check::Dpop
+        )
+    }
+
     /// The short name reports use: `token`, `header`, `alg`, `typ`, `key`, `signature`,
     /// `claims`, `iss`, `aud`, `exp`, `nbf`, `iat`, `scopes`, `introspection`, `dpop`.
     pub fn name(self) -> &'static str {
@@ -176,6 +204,33 @@ mod tests {
             .iter()
             .filter_map(|c| Some((c.check.name(), c.outcome.as_ref().err()?.reason_code())))
             .collect()
+    }
+
+    #[test]
+    fn every_check_is_listed_once_and_the_jwt_only_ones_run_from_header_to_iat() {
+        let names: std::collections::HashSet<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Check::ALL.len());
+        let jwt_only: Vec<&str> = Check::ALL
+            .iter()
+            .filter(|c| c.is_jwt_only())
+            .map(|c| c.name())
+            .collect();
+        assert_eq!(
+            jwt_only,
+            [
+                "header",
+                "alg",
+                "typ",
+                "key",
+                "signature",
+                "claims",
+                "iss",
+                "aud",
+                "exp",
+                "nbf",
+                "iat"
+            ]
+        );
     }
 
     #[actix_web::test]
